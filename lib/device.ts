@@ -1,0 +1,71 @@
+/**
+ * A device: a provider of coherent memory plus the DMA pools created on it (the userspace
+ * counterpart of struct device's dma_pools list and its sysfs `pools` file).
+ */
+import { DmaPoolError } from './errors';
+import { DmaPool, PoolOptions } from './pool';
+import type { SlabProvider } from './provider';
+import { poolsReport } from './report';
+
+export class Device {
+  /** Pools of this device, newest first (as the kernel lists them). */
+  private readonly poolList: DmaPool[] = [];
+  private closed = false;
+
+  constructor(
+    /** The spec it was opened with, e.g. 'sim' or 'vfio:0000:85:00.0'. */
+    readonly spec: string,
+    readonly provider: SlabProvider,
+    /** Why this provider was chosen (for 'auto'). */
+    readonly reason = '',
+  ) {}
+
+  get kind(): string {
+    return this.provider.kind;
+  }
+
+  /** True when a device really sees the pools' DMA addresses (never for 'sim'). */
+  get deviceVisible(): boolean {
+    return this.provider.deviceVisible;
+  }
+
+  /** dma_pool_create(). Throws DmaPoolError('EINVAL') naming the bad argument. */
+  createPool(name: string, size: number, opts: PoolOptions = {}): DmaPool {
+    if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
+    const pool = new DmaPool(name, size, opts, this.provider, (p) => {
+      const i = this.poolList.indexOf(p);
+      if (i >= 0) this.poolList.splice(i, 1);
+    });
+    this.poolList.unshift(pool);
+    return pool;
+  }
+
+  get pools(): readonly DmaPool[] {
+    return this.poolList;
+  }
+
+  /** The text of /sys/devices/.../pools for this device. */
+  poolsReport(): string {
+    return poolsReport(this.poolList.map((p) => p.stats));
+  }
+
+  /**
+   * Destroys every pool and releases the provider (IOMMU mappings, slabs; all views detached).
+   * If a pool still has blocks in use, throws EBUSY and keeps everything mapped.
+   * Closing twice is harmless.
+   */
+  close(): void {
+    if (this.closed) return;
+    const busy = this.poolList.filter((p) => p.stats.inUse > 0);
+    if (busy.length)
+      throw new DmaPoolError('EBUSY', `device ${this.spec}: pools still in use: ` +
+        busy.map((p) => `${p.name} (${p.stats.inUse})`).join(', '), 'free their blocks first');
+    for (const p of [...this.poolList]) p.destroy();
+    this.provider.close();
+    this.closed = true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

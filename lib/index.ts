@@ -1,0 +1,17 @@
+export { openDevice } from './open';
+export type { OpenOptions } from './open';
+export { Device } from './device';
+export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDump } from './pool';
+export type { PoolOptions, PoolStats, DebugReport } from './pool';
+export type { IndexKind } from './index/page-index';
+export { DmaPoolError } from './errors';
+export type { DmaPoolErrorCode, NativeError } from './errors';
+export { poolGeometry, layoutBlocks } from './layout';
+export type { PoolGeometry, LayoutOptions } from './layout';
+export { RbTree } from './rbtree';
+export { IovaAllocator } from './iova';
+export type { IovaRange } from './iova';
+export { SlabProvider } from './provider';
+export type { Chunk, Slab, ProviderCounters, ProviderKind } from './provider';
+export { SimProvider } from './providers/sim';
+export { poolsReport, poolsLine, POOLS_HEADER } from './report';

@@ -1,0 +1,95 @@
+/**
+ * The seed's "available" page list: pages that still have a free block, most recently
+ * refilled first. alloc takes the head page's first free block; a page that fills up leaves
+ * the list; a full page that gets a block back rejoins at the head. Lookup of the owning page
+ * on free is left to subclasses (red-black tree, radix table).
+ */
+import { checkPerPageFreeLists } from './linear';
+import type { IndexKind, PageIndex } from './page-index';
+import { NONE, PageTable } from './pages';
+
+export abstract class AvailableListIndex implements PageIndex {
+  abstract readonly kind: IndexKind;
+  abstract readonly visits: number;
+  abstract readonly bytesPerPage: number;
+  abstract findPage(dma: number): number;
+  /** Registers the page's DMA range in the lookup structure. */
+  protected abstract indexPage(page: number): void;
+  /** Checks the lookup structure itself. */
+  protected abstract checkLookup(): void;
+
+  private availHead = NONE;
+  private availNext = new Int32Array(16);
+  private availPrev = new Int32Array(16);
+  constructor(protected readonly pages: PageTable) {}
+
+  addPage(page: number): void {
+    this.indexPage(page);
+    if (page >= this.availNext.length) {
+      const cap = this.availNext.length * 2;
+      const n = new Int32Array(cap); n.set(this.availNext); this.availNext = n;
+      const p = new Int32Array(cap); p.set(this.availPrev); this.availPrev = p;
+    }
+    this.pushAvail(page);
+  }
+
+  private pushAvail(page: number): void {
+    const head = this.availHead;
+    this.availNext[page] = head;
+    this.availPrev[page] = NONE;
+    if (head !== NONE) this.availPrev[head] = page;
+    this.availHead = page;
+  }
+
+  take(): number {
+    const p = this.availHead;
+    if (p === NONE) return NONE;
+    const pages = this.pages;
+    const b = pages.freeHead[p];
+    const nb = pages.next[b];
+    pages.freeHead[p] = nb;
+    if (nb === NONE) {
+      // the page is full: it leaves the available list (it is the head)
+      const n = this.availNext[p];
+      this.availHead = n;
+      if (n !== NONE) this.availPrev[n] = NONE;
+    }
+    return b;
+  }
+
+  put(block: number): void {
+    const pages = this.pages;
+    const p = (block / pages.blocksPerPage) | 0;
+    const head = pages.freeHead[p];
+    pages.next[block] = head;
+    pages.freeHead[p] = block;
+    if (head === NONE) this.pushAvail(p); // was full: rejoin at the head
+  }
+
+  /** Bytes per page of the available list's links. */
+  protected static readonly listBytesPerPage = 8;
+
+  check(): void {
+    const pages = this.pages;
+    this.checkLookup();
+    for (let p = 0; p < pages.count; p++) {
+      const d = pages.dma[p];
+      if (this.findPage(d) !== p || this.findPage(d + pages.allocation - 1) !== p)
+        throw new Error(`${this.kind}: lookup does not find page ${p} over its whole range`);
+      if (this.findPage(d + pages.allocation) === p || this.findPage(d - 1) === p)
+        throw new Error(`${this.kind}: lookup finds page ${p} outside its range`);
+    }
+    checkPerPageFreeLists(pages);
+    const seen = new Uint8Array(pages.count);
+    let prev = NONE;
+    for (let p = this.availHead; p !== NONE; p = this.availNext[p]) {
+      if (seen[p]) throw new Error(`available list revisits page ${p}`);
+      seen[p] = 1;
+      if (this.availPrev[p] !== prev) throw new Error(`available list: bad prev link at page ${p}`);
+      if (pages.freeHead[p] === NONE) throw new Error(`full page ${p} on the available list`);
+      prev = p;
+    }
+    for (let p = 0; p < pages.count; p++)
+      if (!seen[p] && pages.freeHead[p] !== NONE) throw new Error(`page ${p} has free blocks but is not available`);
+  }
+}

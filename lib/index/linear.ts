@@ -1,0 +1,72 @@
+/**
+ * The original dma_pool (Linux ≤ 5.x, before the seed): one page list, newest first.
+ * alloc scans from the newest page for one with a free block (so each new page costs a
+ * scan over every full page: O(pages²) over a fill); free scans for the page containing the
+ * address (O(pages) per free). Kept faithful as the baseline every speed-up is measured against.
+ */
+import type { PageIndex } from './page-index';
+import { NONE, PageTable } from './pages';
+
+export class LinearIndex implements PageIndex {
+  readonly kind = 'linear' as const;
+  readonly bytesPerPage = 0; // the list order is the page-id order
+  visits = 0;
+  constructor(private readonly pages: PageTable) {}
+
+  addPage(_page: number): void {}
+
+  findPage(dma: number): number {
+    const pages = this.pages, pd = pages.dma, alloc = pages.allocation;
+    let v = 0;
+    let found = -1;
+    for (let p = pages.count - 1; p >= 0; p--) {
+      v++;
+      const d = pd[p];
+      if (dma >= d && dma < d + alloc) { found = p; break; }
+    }
+    this.visits += v;
+    return found;
+  }
+
+  take(): number {
+    const pages = this.pages, head = pages.freeHead;
+    let v = 0;
+    for (let p = pages.count - 1; p >= 0; p--) {
+      v++;
+      const b = head[p];
+      if (b !== NONE) {
+        head[p] = pages.next[b];
+        this.visits += v;
+        return b;
+      }
+    }
+    this.visits += v;
+    return NONE;
+  }
+
+  put(block: number): void {
+    const pages = this.pages;
+    const p = (block / pages.blocksPerPage) | 0;
+    pages.next[block] = pages.freeHead[p];
+    pages.freeHead[p] = block;
+  }
+
+  check(): void {
+    checkPerPageFreeLists(this.pages);
+  }
+}
+
+/** Every page's free list holds exactly its free blocks, each once, and no allocated block. */
+export function checkPerPageFreeLists(pages: PageTable): void {
+  const bpp = pages.blocksPerPage;
+  for (let p = 0; p < pages.count; p++) {
+    let n = 0;
+    for (let b = pages.freeHead[p]; b !== NONE; b = pages.next[b]) {
+      if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
+      if (pages.allocated[b]) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
+    }
+    if (n + pages.inUse[p] !== bpp)
+      throw new Error(`page ${p}: ${n} free + ${pages.inUse[p]} in use != ${bpp} blocks`);
+  }
+}

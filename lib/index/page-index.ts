@@ -1,0 +1,27 @@
+/**
+ * How a pool finds a free block on alloc and the owning page of a DMA address on free.
+ * All strategies share the PageTable; they differ in the free-block structure and lookup.
+ */
+import type { PageTable } from './pages';
+
+export type IndexKind = 'rbtree' | 'linear' | 'stack' | 'radix';
+
+export interface PageIndex {
+  readonly kind: IndexKind;
+  /** A page was added (its blocks are linked in pages.next from pages.freeHead[page]). */
+  addPage(page: number): void;
+  /** The page whose [dma, dma + allocation) contains `dma`, or -1. */
+  findPage(dma: number): number;
+  /** Takes a free block (global block id), or -1 when every page is full. */
+  take(): number;
+  /** Returns an allocated block. */
+  put(block: number): void;
+  /** Throws when the index's own invariants or its agreement with the page table fail. */
+  check(): void;
+  /** Pages (or tree nodes) visited by lookups and scans: the work the strategy does. */
+  readonly visits: number;
+  /** Metadata bytes per page beyond the shared page table. */
+  readonly bytesPerPage: number;
+}
+
+export type PageIndexFactory = (pages: PageTable) => PageIndex;

@@ -1,0 +1,71 @@
+/**
+ * A two-level radix table from DMA address to owning page, the way SPDK's mem_map translates
+ * addresses: O(1) for any address layout. Pool pages sit in naturally aligned chunks of
+ * `unit` = nextPow2(allocation) bytes, so each unit holds at most one page start; the unit
+ * number's high bits select a leaf (created on demand), the low bits an entry in it.
+ */
+import { DmaPoolError, hex } from '../errors';
+import { nextPow2 } from '../provider';
+import { AvailableListIndex } from './available';
+import type { PageTable } from './pages';
+
+const LEAF_BITS = 12;
+const LEAF_SIZE = 1 << LEAF_BITS;
+
+export class RadixIndex extends AvailableListIndex {
+  readonly kind = 'radix' as const;
+  visits = 0;
+  private readonly unit: number;
+  /** leaf id (unit >> LEAF_BITS) → entries holding page + 1 (0 = none). */
+  private readonly leaves = new Map<number, Int32Array>();
+  private lastLeafId = -1;
+  private lastLeaf: Int32Array | undefined;
+
+  constructor(pages: PageTable) {
+    super(pages);
+    this.unit = nextPow2(pages.allocation);
+  }
+
+  get bytesPerPage(): number {
+    // leaves are 16 KiB each, shared by up to LEAF_SIZE pages of a dense range
+    const perPage = this.pages.count ? (this.leaves.size * LEAF_SIZE * 4) / this.pages.count : 0;
+    return perPage + AvailableListIndex.listBytesPerPage;
+  }
+
+  private leaf(id: number, create: boolean): Int32Array | undefined {
+    if (id === this.lastLeafId) return this.lastLeaf;
+    let l = this.leaves.get(id);
+    if (!l && create) this.leaves.set(id, (l = new Int32Array(LEAF_SIZE)));
+    if (l) { this.lastLeafId = id; this.lastLeaf = l; }
+    return l;
+  }
+
+  protected indexPage(page: number): void {
+    const dma = this.pages.dma[page];
+    const u = Math.floor(dma / this.unit);
+    if (u * this.unit !== dma)
+      throw new DmaPoolError('EINVAL', `page at ${hex(dma)} is not aligned to ${hex(this.unit)}`);
+    const leaf = this.leaf(Math.floor(u / LEAF_SIZE), true)!;
+    const slot = u % LEAF_SIZE;
+    if (leaf[slot] !== 0) throw new DmaPoolError('EINVAL', `DMA address overlap at ${hex(dma)}`);
+    leaf[slot] = page + 1;
+  }
+
+  findPage(dma: number): number {
+    this.visits++;
+    if (!(dma >= 0)) return -1;
+    const u = Math.floor(dma / this.unit);
+    const leaf = this.leaf(Math.floor(u / LEAF_SIZE), false);
+    if (leaf === undefined) return -1;
+    const p = leaf[u % LEAF_SIZE] - 1;
+    // the unit may extend past the page (allocation not a power of two)
+    if (p < 0 || dma - this.pages.dma[p] >= this.pages.allocation) return -1;
+    return p;
+  }
+
+  protected checkLookup(): void {
+    let entries = 0;
+    for (const leaf of this.leaves.values()) for (const e of leaf) if (e !== 0) entries++;
+    if (entries !== this.pages.count) throw new Error(`radix has ${entries} entries, pool has ${this.pages.count} pages`);
+  }
+}

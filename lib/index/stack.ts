@@ -1,0 +1,72 @@
+/**
+ * Linux ≥ 6.4 ("dmapool: link blocks across pages", Keith Busch): one pool-wide LIFO of free
+ * blocks, so alloc and free are O(1) pushes and pops with no per-page free lists. The kernel
+ * trusts the caller's vaddr and looks up no page on free outside debug mode; this library
+ * validates every free (double free, foreign or misaligned address) in every mode, so the
+ * stack strategy finds the owning page with the same red-black tree the seed uses.
+ */
+import { RbTree } from '../rbtree';
+import type { PageIndex } from './page-index';
+import { NONE, PageTable } from './pages';
+
+export class StackIndex implements PageIndex {
+  readonly kind = 'stack' as const;
+  readonly tree = new RbTree();
+  private head = NONE;
+  constructor(private readonly pages: PageTable) {}
+
+  get visits(): number {
+    return this.tree.visits;
+  }
+
+  get bytesPerPage(): number {
+    return RbTree.bytesPerNode;
+  }
+
+  addPage(page: number): void {
+    const pages = this.pages;
+    this.tree.insert(page, pages.dma[page], pages.allocation);
+    // The page's blocks are already chained in ascending order: splice the chain on top.
+    const last = page * pages.blocksPerPage + pages.blocksPerPage - 1;
+    pages.next[last] = this.head;
+    this.head = pages.freeHead[page];
+    pages.freeHead[page] = NONE; // per-page lists are unused by this strategy
+  }
+
+  findPage(dma: number): number {
+    return this.tree.find(dma);
+  }
+
+  take(): number {
+    const b = this.head;
+    if (b !== NONE) this.head = this.pages.next[b];
+    return b;
+  }
+
+  put(block: number): void {
+    this.pages.next[block] = this.head;
+    this.head = block;
+  }
+
+  check(): void {
+    const pages = this.pages;
+    this.tree.check();
+    if (this.tree.size !== pages.count) throw new Error(`tree has ${this.tree.size} pages, pool has ${pages.count}`);
+    const total = pages.count * pages.blocksPerPage;
+    const seen = new Uint8Array(total);
+    const freePerPage = new Int32Array(pages.count);
+    let n = 0;
+    for (let b = this.head; b !== NONE; b = pages.next[b]) {
+      if (b < 0 || b >= total) throw new Error(`block stack reaches invalid block ${b}`);
+      if (seen[b]) throw new Error(`block stack revisits block ${b}`);
+      if (pages.allocated[b]) throw new Error(`allocated block ${b} on the block stack`);
+      seen[b] = 1;
+      freePerPage[(b / pages.blocksPerPage) | 0]++;
+      n++;
+    }
+    for (let p = 0; p < pages.count; p++)
+      if (freePerPage[p] + pages.inUse[p] !== pages.blocksPerPage)
+        throw new Error(`page ${p}: ${freePerPage[p]} free + ${pages.inUse[p]} in use != ${pages.blocksPerPage}`);
+    if (n > total) throw new Error('block stack longer than the pool');
+  }
+}

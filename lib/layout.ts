@@ -1,0 +1,117 @@
+/**
+ * dma_pool_create() argument rules and the block layout inside one pool page,
+ * exactly as Linux's mm/dmapool.c (see README "Differences from the kernel").
+ */
+import { DmaPoolError } from './errors';
+
+export const INT_MAX = 0x7fffffff;
+
+export interface LayoutOptions {
+  /** Block alignment in bytes (power of two); 0 means 1. */
+  align?: number;
+  /** Blocks never cross a multiple of this (power of two, ≥ size); 0 means the allocation size. */
+  boundary?: number;
+  /** Reproduce the pre-6.4 layout (last block before each boundary wasted) and its totals formula. */
+  legacyLayout?: boolean;
+}
+
+export interface PoolGeometry {
+  /** Block size after rounding up to `align`. */
+  readonly size: number;
+  readonly align: number;
+  readonly boundary: number;
+  /** Bytes of coherent memory per pool page: max(size, PAGE_SIZE). */
+  readonly allocation: number;
+  readonly legacyLayout: boolean;
+  /** Offsets of the blocks in one page, ascending. Same for every page. */
+  readonly offsets: Int32Array;
+  readonly blocksPerPage: number;
+  /** Blocks per boundary window (every window of a page is laid out alike). */
+  readonly blocksPerWindow: number;
+  /** Blocks per page as the kernel's `pools` file counts them (legacy: allocation / size). */
+  readonly reportedBlocksPerPage: number;
+}
+
+function isPow2(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function checkInt(name: string, v: number, max = INT_MAX): void {
+  if (!Number.isInteger(v) || v < 0 || v > max)
+    throw new DmaPoolError('EINVAL', `${name} must be an integer in [0, ${max}], got ${v}`);
+}
+
+/** Lays out blocks in one page; `legacy` uses the pre-fix `>=` test. */
+export function layoutBlocks(size: number, boundary: number, allocation: number, legacy: boolean): Int32Array {
+  const out: number[] = [];
+  if (legacy) {
+    // Linux <= 6.3 pool_initialise_page(): each visited offset is a block; the link to the
+    // next one jumps to the boundary when the block after it would reach the boundary.
+    let offset = 0;
+    let nextBoundary = boundary;
+    do {
+      out.push(offset);
+      let next = offset + size;
+      if (next + size >= nextBoundary) {
+        next = nextBoundary;
+        nextBoundary += boundary;
+      }
+      offset = next;
+    } while (offset < allocation);
+  } else {
+    // Linux >= 6.4 / the seed's "fix boundary comparison": a block may end exactly on a boundary.
+    let offset = 0;
+    let nextBoundary = boundary;
+    while (offset + size <= allocation) {
+      if (offset + size > nextBoundary) {
+        offset = nextBoundary;
+        nextBoundary += boundary;
+        continue;
+      }
+      out.push(offset);
+      offset += size;
+    }
+  }
+  return Int32Array.from(out);
+}
+
+/** Applies dma_pool_create()'s rules; throws DmaPoolError('EINVAL') naming the bad argument. */
+export function poolGeometry(requestedSize: number, opts: LayoutOptions, pageSize: number): PoolGeometry {
+  let align = opts.align ?? 0;
+  let boundary = opts.boundary ?? 0;
+  const legacy = opts.legacyLayout ?? false;
+  checkInt('align', align);
+  checkInt('boundary', boundary);
+  if (align === 0) align = 1;
+  else if (!isPow2(align)) throw new DmaPoolError('EINVAL', `align must be a power of two, got ${align}`);
+  if (!Number.isInteger(requestedSize) || requestedSize <= 0 || requestedSize > INT_MAX)
+    throw new DmaPoolError('EINVAL', `size must be an integer in [1, ${INT_MAX}], got ${requestedSize}`);
+  // The kernel raises tiny sizes to fit its in-block free-list links (16 B since 6.4, 4 B before).
+  // Our free lists live outside DMA memory, so the requested size is kept (README: differences).
+  const size = Math.ceil(requestedSize / align) * align;
+  if (size > INT_MAX) throw new DmaPoolError('EINVAL', `size ${requestedSize} aligned to ${align} exceeds INT_MAX`);
+  const allocation = Math.max(size, pageSize);
+  if (boundary === 0) boundary = allocation;
+  else if (boundary < size || !isPow2(boundary))
+    throw new DmaPoolError('EINVAL',
+      `boundary must be a power of two >= the aligned size ${size}, got ${boundary}`);
+  boundary = Math.min(boundary, allocation);
+  const offsets = layoutBlocks(size, boundary, allocation, legacy);
+  const windows = allocation / boundary; // allocation is always a multiple of boundary
+  return {
+    size, align, boundary, allocation, legacyLayout: legacy, offsets,
+    blocksPerPage: offsets.length,
+    blocksPerWindow: offsets.length / windows,
+    reportedBlocksPerPage: legacy ? Math.floor(allocation / size) : offsets.length,
+  };
+}
+
+/** Index of the block starting at `offset` within a page, or -1 when no block starts there. */
+export function blockIndex(g: PoolGeometry, offset: number): number {
+  const window = Math.floor(offset / g.boundary);
+  const within = offset - window * g.boundary;
+  const k = within / g.size;
+  if (k !== Math.floor(k) || k >= g.blocksPerWindow) return -1;
+  const idx = window * g.blocksPerWindow + k;
+  return idx < g.blocksPerPage && g.offsets[idx] === offset ? idx : -1;
+}

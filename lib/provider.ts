@@ -1,0 +1,186 @@
+/**
+ * Providers of DMA-coherent memory. A provider maps large slabs (one native call and, for
+ * VFIO, one IOMMU mapping per slab) and carves them into chunks the way dma_alloc_coherent()
+ * returns memory: a chunk of n bytes occupies the next power of two ≥ max(n, PAGE_SIZE) and
+ * is aligned to it in both CPU and DMA address, so a pool's align/boundary guarantees hold
+ * in absolute DMA addresses.
+ */
+import { DmaPoolError, hex } from './errors';
+
+export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
+
+/** One mapped slab: a CPU view and the DMA address of its first byte (DMA-contiguous). */
+export interface Slab {
+  id: number;
+  buffer: ArrayBuffer;
+  dma: number;
+  size: number;
+  /** Chunks handed out and not yet released. */
+  live: number;
+}
+
+/** A DMA-contiguous piece of a slab, handed to one pool page. */
+export interface Chunk {
+  slab: Slab;
+  /** Byte offset of the chunk inside slab.buffer. */
+  offset: number;
+  dma: number;
+  /** Bytes occupied (power of two ≥ the request). */
+  footprint: number;
+}
+
+export interface ProviderCounters {
+  /** Calls into the native shim made by this provider. */
+  nativeCalls: number;
+  /** IOMMU map / unmap operations (VFIO only). */
+  iommuMaps: number;
+  iommuUnmaps: number;
+  slabsMapped: number;
+  slabsUnmapped: number;
+  bytesMapped: number;
+}
+
+export interface ProviderInfo {
+  kind: ProviderKind;
+  /** True only when a device really sees these DMA addresses. `sim` is never device-visible. */
+  deviceVisible: boolean;
+  /** One line: what backs the memory and what the DMA addresses are. */
+  description: string;
+}
+
+export interface SlabProviderOptions {
+  /** Bytes per slab (power of two, ≥ the page size). Default 2 MiB. */
+  slabSize?: number;
+}
+
+const DEFAULT_SLAB = 2 << 20;
+
+export function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * Slab carving shared by every provider: per size order, a free list of released chunks and a
+ * bump pointer into the current slab; a slab whose chunks are all released is unmapped.
+ */
+export abstract class SlabProvider implements ProviderInfo {
+  abstract readonly kind: ProviderKind;
+  abstract readonly deviceVisible: boolean;
+  abstract readonly description: string;
+  readonly pageSize: number;
+  readonly slabSize: number;
+  readonly counters: ProviderCounters = {
+    nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, bytesMapped: 0,
+  };
+  private slabs = new Map<number, Slab>();
+  private nextSlabId = 1;
+  /** Per footprint: released chunks ready for reuse (zeroed again when handed out). */
+  private released = new Map<number, Chunk[]>();
+  /** Per footprint: the slab being carved and the next free offset in it. */
+  private bump = new Map<number, { slab: Slab; next: number }>();
+  private closed = false;
+
+  constructor(pageSize: number, opts: SlabProviderOptions = {}) {
+    this.pageSize = pageSize;
+    const slabSize = opts.slabSize ?? DEFAULT_SLAB;
+    if (slabSize < pageSize || (slabSize & (slabSize - 1)) !== 0)
+      throw new DmaPoolError('EINVAL', `slabSize must be a power of two >= ${pageSize}, got ${slabSize}`);
+    this.slabSize = slabSize;
+  }
+
+  /** Maps `size` bytes, DMA-contiguous, CPU- and DMA-aligned to `align`. */
+  protected abstract mapSlab(size: number, align: number): { buffer: ArrayBuffer; dma: number };
+  /** Undoes mapSlab (IOMMU unmap, detach views, munmap). */
+  protected abstract unmapSlab(slab: Slab): void;
+  /** Provider-specific teardown after all slabs are gone. */
+  protected closeProvider(): void {}
+
+  /** dma_alloc_coherent(): a zero-filled chunk of at least `bytes`, naturally aligned. */
+  allocChunk(bytes: number): Chunk {
+    if (this.closed) throw new DmaPoolError('EBADF', `${this.kind} provider is closed`);
+    const footprint = nextPow2(Math.max(bytes, this.pageSize));
+    const reuse = this.released.get(footprint);
+    let chunk: Chunk | undefined;
+    if (reuse && reuse.length) chunk = reuse.pop()!;
+    if (chunk) {
+      new Uint8Array(chunk.slab.buffer, chunk.offset, footprint).fill(0);
+    } else if (footprint >= this.slabSize) {
+      const slab = this.newSlab(footprint, footprint);
+      chunk = { slab, offset: 0, dma: slab.dma, footprint };
+    } else {
+      let b = this.bump.get(footprint);
+      if (!b || b.next + footprint > b.slab.size) {
+        b = { slab: this.newSlab(this.slabSize, this.slabSize), next: 0 };
+        this.bump.set(footprint, b);
+      }
+      chunk = { slab: b.slab, offset: b.next, dma: b.slab.dma + b.next, footprint };
+      b.next += footprint; // fresh slab memory is already zero
+    }
+    chunk.slab.live++;
+    return chunk;
+  }
+
+  /** dma_free_coherent(): returns a chunk; the slab is unmapped when its last chunk returns. */
+  freeChunk(chunk: Chunk): void {
+    this.freeChunks([chunk]);
+  }
+
+  /** Returns many chunks at once (a pool's pages at destroy); emptied slabs are unmapped. */
+  freeChunks(chunks: readonly Chunk[]): void {
+    for (const c of chunks)
+      if (!this.slabs.has(c.slab.id) || c.slab.live <= 0)
+        throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(c.dma)} is not live in this provider`);
+    const emptied = new Set<Slab>();
+    for (const c of chunks) {
+      if (--c.slab.live === 0) emptied.add(c.slab);
+      let list = this.released.get(c.footprint);
+      if (!list) this.released.set(c.footprint, (list = []));
+      list.push(c);
+    }
+    if (emptied.size === 0) return;
+    for (const slab of emptied) {
+      this.slabs.delete(slab.id);
+      this.unmapSlab(slab);
+      this.counters.slabsUnmapped++;
+    }
+    for (const [fp, b] of this.bump) if (emptied.has(b.slab)) this.bump.delete(fp);
+    for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));
+  }
+
+  private newSlab(size: number, align: number): Slab {
+    const m = this.mapSlab(size, align);
+    const slab: Slab = { id: this.nextSlabId++, buffer: m.buffer, dma: m.dma, size, live: 0 };
+    this.slabs.set(slab.id, slab);
+    this.counters.slabsMapped++;
+    this.counters.bytesMapped += size;
+    return slab;
+  }
+
+  /** Slabs currently mapped. */
+  get slabCount(): number {
+    return this.slabs.size;
+  }
+
+  /**
+   * Unmaps every slab (detaching all views) and releases the provider. Callers (Device.close)
+   * make sure no pool still has blocks in use. Calling it twice is harmless.
+   */
+  close(): void {
+    if (this.closed) return;
+    for (const slab of this.slabs.values()) {
+      this.unmapSlab(slab);
+      this.counters.slabsUnmapped++;
+    }
+    this.slabs.clear();
+    this.released.clear();
+    this.bump.clear();
+    this.closed = true;
+    this.closeProvider();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

@@ -1,0 +1,9 @@
+declare module 'bindings' {
+  interface BindingsOptions {
+    bindings: string;
+    try?: string[][];
+    module_root?: string;
+  }
+  function bindings(opts: string | BindingsOptions): unknown;
+  export = bindings;
+}
