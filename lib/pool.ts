@@ -153,7 +153,8 @@ export class DmaPool {
   private resolve(dma: number, op: string): number {
     if (this.destroyed) throw this.destroyedError();
     if (typeof dma !== 'number') throw new DmaPoolError('EINVAL', `${op}: DMA address must be a number, got ${typeof dma}`);
-    const p = this.index.findPage(dma);
+    // NaN or a negative number would otherwise compare its way into some page of the tree
+    const p = dma >= 0 ? this.index.findPage(dma) : -1;
     if (p < 0) throw new DmaPoolError('EFAULT', `${op} ${this.name}, ${hex(dma)} (bad dma)`);
     const off = dma - this.pages.dma[p];
     let idx: number;

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import * as fc from 'fast-check';
+import { DmaPoolError, RbTree } from '../lib';
+
+describe('RbTree (struct-of-arrays red-black tree of DMA ranges)', () => {
+  it('finds the range containing an address, and nothing in the gaps', () => {
+    const t = new RbTree(4);
+    const keys = [0x10000, 0x3000, 0x8000, 0x1000, 0x20000];
+    keys.forEach((k, i) => t.insert(i, k, 0x1000));
+    t.check();
+    keys.forEach((k, i) => {
+      assert.equal(t.find(k), i);
+      assert.equal(t.find(k + 0xfff), i);
+    });
+    assert.equal(t.find(0x2000), -1);
+    assert.equal(t.find(0x4000), -1);
+    assert.equal(t.find(0), -1);
+    assert.equal(t.find(0x21000), -1);
+  });
+
+  it('rejects an overlapping insert with EINVAL "DMA address overlap" and stays valid', () => {
+    const t = new RbTree();
+    t.insert(0, 0x1000, 0x1000);
+    assert.throws(() => t.insert(1, 0x1800, 0x1000), (e: unknown) =>
+      e instanceof DmaPoolError && e.code === 'EINVAL' && /overlap/.test(e.message));
+    assert.throws(() => t.insert(1, 0x0800, 0x1000), /overlap/);
+    t.insert(1, 0x2000, 0x1000); // adjacent is fine
+    t.check();
+    assert.equal(t.size, 2);
+  });
+
+  it('stays balanced under sorted inserts (height ≤ 2·log2(n+1))', () => {
+    const t = new RbTree();
+    const n = 100000;
+    for (let i = 0; i < n; i++) t.insert(i, i * 4096, 4096);
+    t.check();
+    assert.ok(t.height() <= 2 * Math.log2(n + 1), `height ${t.height()}`);
+  });
+
+  it('erases nodes in any order, keeping every invariant', () => {
+    const t = new RbTree();
+    for (let i = 0; i < 1000; i++) t.insert(i, ((i * 7919) % 1000) * 0x1000, 0x1000);
+    for (let i = 0; i < 1000; i += 2) { t.erase(i); }
+    t.check();
+    assert.equal(t.size, 500);
+    for (let i = 0; i < 1000; i++) assert.equal(t.has(i), i % 2 === 1);
+  });
+
+  it('the invariant checker catches broken trees', () => {
+    const make = () => { const t = new RbTree(); for (let i = 0; i < 15; i++) t.insert(i, i * 16, 16); return t; };
+    let t = make();
+    t.color[t.root] = 0; // red root
+    assert.throws(() => t.check(), /root is red/);
+    t = make();
+    const r = t.root; const l = t.left[r];
+    t.parent[l] = l; // bad parent link
+    assert.throws(() => t.check(), /parent/);
+    t = make();
+    t.key[t.left[t.root]] = 1e9; // out of order
+    assert.throws(() => t.check(), /out of order/);
+    t = make();
+    // a red node with a red child, or unequal black heights, whichever a recolour produces first
+    for (let i = 0; i < 15; i++) t.color[i] = 0;
+    t.color[t.root] = 1;
+    assert.throws(() => t.check(), /red node|black heights/);
+    t = make();
+    const leaf = t.inorder().find((n) => t.left[n] === -1 && t.right[n] === -1 && t.color[n] === 1)
+      ?? t.inorder().find((n) => t.left[n] === -1 && t.right[n] === -1)!;
+    t.color[leaf] = t.color[leaf] ? 0 : 1; // flip one leaf: black heights differ
+    assert.throws(() => t.check(), /black heights|red node/);
+  });
+
+  it('property: matches a sorted-array model under random insert/erase/find (fast-check)', () => {
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('ins' as const), slot: fc.integer({ min: 0, max: 499 }) }),
+      fc.record({ t: fc.constant('del' as const), slot: fc.integer({ min: 0, max: 499 }) }),
+      fc.record({ t: fc.constant('find' as const), addr: fc.integer({ min: -10, max: 500 * 64 + 10 }) }),
+    );
+    let ops = 0;
+    fc.assert(fc.property(fc.array(op, { minLength: 100, maxLength: 400 }), (cmds) => {
+      const t = new RbTree(8);
+      const model = new Map<number, number>(); // slot -> id
+      let nextId = 0;
+      const slotOfId = new Map<number, number>();
+      for (const c of cmds) {
+        ops++;
+        if (c.t === 'ins') {
+          if (model.has(c.slot)) {
+            assert.throws(() => t.insert(nextId, c.slot * 64, 64), /overlap/);
+          } else {
+            t.insert(nextId, c.slot * 64, 64);
+            model.set(c.slot, nextId); slotOfId.set(nextId, c.slot); nextId++;
+          }
+        } else if (c.t === 'del') {
+          const id = model.get(c.slot);
+          if (id !== undefined) { t.erase(id); model.delete(c.slot); }
+        } else {
+          const slot = Math.floor(c.addr / 64);
+          const want = c.addr >= 0 && model.has(slot) ? model.get(slot)! : -1;
+          assert.equal(t.find(c.addr), want);
+        }
+      }
+      t.check();
+      assert.equal(t.size, model.size);
+      const order = t.inorder().map((id) => slotOfId.get(id)!);
+      assert.deepEqual(order, [...model.keys()].sort((a, b) => a - b));
+    }), { numRuns: 300, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
+    assert.ok(ops >= 30000, `ran ${ops} tree operations`);
+  });
+});
