@@ -29,6 +29,9 @@ let addon: NativeAddon | undefined;
 
 export function native(): NativeAddon {
   if (!addon) {
+    // DMAPOOL_ADDON names a specific build (CI uses it to test the cmake-js build).
+    const explicit = process.env.DMAPOOL_ADDON;
+    if (explicit) return (addon = require(explicit) as NativeAddon);
     addon = bindings({ bindings: 'dmapool.node', try: [
       ['module_root', 'build', 'Release', 'bindings'],
       ['module_root', 'build-cmake', 'Release', 'bindings'],

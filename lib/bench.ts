@@ -1,0 +1,314 @@
+/**
+ * The benchmark: the seed's mpt3sas workload (create + 373959 × alloc(128); 373959 × free +
+ * destroy) and variations, for every page-index strategy on a provider, cold (a fresh process)
+ * and warm (median after the JIT settled), plus the kernel's dmapool_test rows.
+ */
+import { execFileSync } from 'node:child_process';
+import { openDevice } from './open';
+import type { IndexKind } from './index/page-index';
+import type { ProviderCounters } from './provider';
+import { rng, shuffle } from './rng';
+
+export const SEED_N = 373959;
+export const STRATEGIES: IndexKind[] = ['linear', 'rbtree', 'stack', 'radix'];
+export type Workload = 'seed-alloc' | 'seed-free' | 'free-reverse' | 'free-random' | 'churn' | 'dmapool_test';
+export const WORKLOADS: Workload[] = ['seed-alloc', 'seed-free', 'free-reverse', 'free-random', 'churn'];
+
+export interface RunSample {
+  ms: number;
+  /** Pages or tree nodes the index visited during the timed part. */
+  visits: number;
+  counters: ProviderCounters;
+  pages: number;
+}
+
+export interface BenchResult {
+  strategy: IndexKind;
+  provider: string;
+  workload: Workload | string;
+  mode: 'cold' | 'warm';
+  n: number;
+  size: number;
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  runs: number;
+  /** Index work per timed run (median): page visits for linear, tree nodes for rbtree/stack. */
+  visits: number;
+  pages: number;
+  /** Provider activity per run: native calls, IOMMU maps/unmaps, slabs, bytes mapped. */
+  counters: ProviderCounters;
+  metadata_bytes_per_page: number;
+  note?: string;
+}
+
+function diff(a: ProviderCounters, b: ProviderCounters): ProviderCounters {
+  return {
+    nativeCalls: b.nativeCalls - a.nativeCalls, iommuMaps: b.iommuMaps - a.iommuMaps,
+    iommuUnmaps: b.iommuUnmaps - a.iommuUnmaps, slabsMapped: b.slabsMapped - a.slabsMapped,
+    slabsUnmapped: b.slabsUnmapped - a.slabsUnmapped, bytesMapped: b.bytesMapped - a.bytesMapped,
+  };
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * One run of a workload: returns the timed samples. 'seed' runs produce both seed-alloc and
+ * seed-free from the same pool, like the seed's modprobe/rmmod pair.
+ */
+export function runOnce(provider: string, strategy: IndexKind, workload: Workload, n = SEED_N, size = 128):
+  Partial<Record<Workload, RunSample>> {
+  const dev = openDevice(provider);
+  const pc = dev.provider.counters;
+  let ok = false;
+  try {
+    const c0 = { ...pc };
+    const t0 = now();
+    const pool = dev.createPool('chain pool', size, { index: strategy });
+    const dma = new Float64Array(n);
+    for (let i = 0; i < n; i++) dma[i] = pool.alloc();
+    const t1 = now();
+    const c1 = { ...pc };
+    const v1 = pool.index.visits;
+    const pages = pool.stats.pages;
+    const out: Partial<Record<Workload, RunSample>> = {};
+    if (workload === 'seed-alloc' || workload === 'seed-free') {
+      out['seed-alloc'] = { ms: t1 - t0, visits: v1, counters: diff(c0, c1), pages };
+      for (let i = 0; i < n; i++) pool.free(dma[i]);
+      pool.destroy();
+      const t2 = now();
+      out['seed-free'] = { ms: t2 - t1, visits: pool.index.visits - v1, counters: diff(c1, pc), pages };
+    } else if (workload === 'free-reverse' || workload === 'free-random') {
+      if (workload === 'free-reverse') dma.reverse(); else shuffle(dma, rng(12345));
+      const c2 = { ...pc };
+      const t2 = now();
+      for (let i = 0; i < n; i++) pool.free(dma[i]);
+      pool.destroy();
+      const t3 = now();
+      out[workload] = { ms: t3 - t2, visits: pool.index.visits - v1, counters: diff(c2, pc), pages };
+    } else if (workload === 'churn') {
+      // steady state at 50% occupancy: n random alloc-or-free operations
+      shuffle(dma, rng(777));
+      const half = Math.floor(n / 2);
+      for (let i = half; i < n; i++) pool.free(dma[i]); // free a random half (untimed)
+      let live = half;
+      // the operation sequence is drawn before timing so the PRNG is not measured
+      const ops = new Float64Array(n);
+      const rand = rng(99991);
+      for (let i = 0; i < n; i++) ops[i] = rand();
+      const c2 = { ...pc };
+      const t2 = now();
+      for (let i = 0; i < n; i++) {
+        const r = ops[i];
+        if (r < 0.5 && live < n) {
+          dma[live++] = pool.alloc();
+        } else if (live > 0) {
+          const j = Math.floor(r * 2 * live) % live;
+          pool.free(dma[j]);
+          dma[j] = dma[--live];
+        }
+      }
+      const t3 = now();
+      const res = { ms: t3 - t2, visits: pool.index.visits - v1, counters: diff(c2, pc), pages: pool.stats.pages };
+      for (let i = 0; i < live; i++) pool.free(dma[i]);
+      pool.destroy();
+      out.churn = res;
+    }
+    ok = true;
+    return out;
+  } finally {
+    // after a failure the pool may still hold blocks; don't let EBUSY hide the real error
+    if (ok) dev.close(); else try { dev.close(); } catch { /* reported by the original error */ }
+  }
+}
+
+/** The kernel's lib/dmapool_test.c parameter rows: size, align, boundary, blocks. */
+export const DMAPOOL_TEST_ROWS: [number, number, number, number][] = [
+  [16, 16, 0, 8192], [64, 64, 0, 8192], [256, 256, 0, 8192],
+  [1024, 1024, 0, 2048], [4096, 4096, 0, 1024], [68, 32, 4096, 8192],
+];
+
+/** dmapool_test: 100 iterations of allocate-all then free-all; returns µs as the kernel prints. */
+export function dmapoolTest(provider: string, strategy: IndexKind, row: [number, number, number, number]): number {
+  const [size, align, boundary, blocks] = row;
+  const dev = openDevice(provider);
+  try {
+    const pool = dev.createPool('dmapool_test', size, { index: strategy, align, boundary });
+    const dma = new Float64Array(blocks);
+    const t0 = now();
+    for (let it = 0; it < 100; it++) {
+      for (let i = 0; i < blocks; i++) dma[i] = pool.alloc();
+      for (let i = 0; i < blocks; i++) pool.free(dma[i]);
+    }
+    const us = (now() - t0) * 1000;
+    pool.destroy();
+    return us;
+  } finally {
+    dev.close();
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export interface BenchOptions {
+  provider: string;
+  strategies: IndexKind[];
+  workloads: Workload[];
+  reps: number;
+  warmups: number;
+  /** Repetitions for linear (its free loop takes seconds). */
+  linearReps: number;
+  cold: boolean;
+  dmapoolTest: boolean;
+  n: number;
+  /** Called after each run, for progress. */
+  tick?: (label: string) => void;
+  /** Path of the CLI, for cold child processes. */
+  cliPath: string;
+}
+
+function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', n: number,
+  samples: RunSample[], metadata: number, note?: string): BenchResult {
+  const ms = samples.map((s) => s.ms);
+  const mid = samples[Math.floor(samples.length / 2)];
+  return {
+    strategy, provider, workload, mode, n, size: 128,
+    median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: samples.length,
+    visits: median(samples.map((s) => s.visits)), pages: mid.pages, counters: mid.counters,
+    metadata_bytes_per_page: metadata, ...(note ? { note } : {}),
+  };
+}
+
+function metadataBytes(provider: string, strategy: IndexKind, n: number): number {
+  const dev = openDevice(provider);
+  try {
+    const pool = dev.createPool('m', 128, { index: strategy });
+    const dma = new Float64Array(Math.min(n, 32 * 512));
+    for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
+    const b = pool.stats.metadataBytesPerPage;
+    for (const d of dma) pool.free(d);
+    return b;
+  } finally {
+    dev.close();
+  }
+}
+
+export function runBench(o: BenchOptions): BenchResult[] {
+  const results: BenchResult[] = [];
+  for (const strategy of o.strategies) {
+    const meta = metadataBytes(o.provider, strategy, o.n);
+    const reps = strategy === 'linear' ? o.linearReps : o.reps;
+    const warmups = strategy === 'linear' ? 1 : o.warmups;
+    const note = strategy === 'linear' && reps < o.reps ? `${reps} runs (linear is O(pages) per free)` : undefined;
+    const groups = new Map<Workload, Workload[]>();
+    for (const w of o.workloads) {
+      const key = w === 'seed-free' ? 'seed-alloc' : w;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(w);
+    }
+    for (const [runKind, outs] of groups) {
+      if (o.cold) {
+        const json = execFileSync(process.execPath, [o.cliPath, 'bench-child', '--provider', o.provider,
+          '--strategy', strategy, '--workload', runKind, '--n', String(o.n)], { encoding: 'utf8' });
+        const sample = JSON.parse(json) as Partial<Record<Workload, RunSample>>;
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', o.n, [sample[w]!], meta));
+        o.tick?.(`${strategy} ${runKind} cold`);
+      }
+      for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n); o.tick?.(`${strategy} ${runKind} warm-up`); }
+      const samples = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
+      for (let i = 0; i < reps; i++) {
+        const r = runOnce(o.provider, strategy, runKind, o.n);
+        for (const w of outs) samples.get(w)!.push(r[w]!);
+        o.tick?.(`${strategy} ${runKind}`);
+      }
+      for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', o.n, samples.get(w)!, meta, note));
+    }
+    if (o.dmapoolTest) {
+      for (const row of DMAPOOL_TEST_ROWS) {
+        const us: number[] = [];
+        const n = strategy === 'linear' ? 1 : Math.max(1, Math.min(o.reps, 3));
+        for (let i = 0; i < n; i++) us.push(dmapoolTest(o.provider, strategy, row));
+        const ms = us.map((u) => u / 1000);
+        results.push({
+          strategy, provider: o.provider, workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
+          median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
+          counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, bytesMapped: 0 },
+          metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
+        });
+        o.tick?.(`${strategy} dmapool_test ${row[0]}`);
+      }
+    }
+  }
+  return results;
+}
+
+/** Runs expected by runBench, for a progress bar's total. */
+export function plannedRuns(o: BenchOptions): number {
+  let total = 0;
+  const groups = new Set(o.workloads.map((w) => (w === 'seed-free' ? 'seed-alloc' : w)));
+  for (const s of o.strategies) {
+    const reps = s === 'linear' ? o.linearReps + 1 : o.reps + o.warmups;
+    total += groups.size * (reps + (o.cold ? 1 : 0));
+    if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
+  }
+  return total;
+}
+
+const SEED_KERNEL = { alloc: { linear: 350, rbtree: 18 }, free: { linear: 8901, rbtree: 19 } };
+
+function fmt(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+/** The human table: one block per workload and mode, speed-up over linear, seed ratios beside. */
+export function formatTable(results: BenchResult[]): string {
+  const lines: string[] = [];
+  const keys = [...new Set(results.filter((r) => r.workload !== 'dmapool_test').map((r) => `${r.workload}|${r.mode}`))];
+  for (const key of keys) {
+    const [workload, mode] = key.split('|');
+    const rows = results.filter((r) => r.workload === workload && r.mode === mode);
+    const base = rows.find((r) => r.strategy === 'linear');
+    const title = workload === 'seed-alloc' ? `dma_pool_create() + dma_pool_alloc() loop, size = 128, count = ${rows[0].n}`
+      : workload === 'seed-free' ? `dma_pool_free() loop + dma_pool_destroy(), size = 128, count = ${rows[0].n}`
+      : workload === 'free-reverse' ? `free in reverse allocation order + destroy, count = ${rows[0].n}`
+      : workload === 'free-random' ? `free in random order + destroy, count = ${rows[0].n}`
+      : `churn: ${rows[0].n} random alloc/free at 50% occupancy`;
+    lines.push(`${title} — ${mode}${mode === 'warm' ? ' (median of runs, min–max)' : ' (first run in a fresh process)'}`);
+    for (const r of rows) {
+      const speed = base ? `${(base.median_ms / r.median_ms).toFixed(0).padStart(5)}x` : '';
+      const range = r.runs > 1 ? `  [${fmt(r.min_ms)}–${fmt(r.max_ms)}]` : '';
+      const seedRef = (workload === 'seed-alloc' || workload === 'seed-free') && (r.strategy === 'linear' || r.strategy === 'rbtree')
+        ? `  (seed kernel: ${SEED_KERNEL[workload === 'seed-alloc' ? 'alloc' : 'free'][r.strategy]} ms)` : '';
+      const visits = `  visits ${r.visits.toLocaleString('en-US')}`;
+      lines.push(`  ${r.strategy.padEnd(7)} ${fmt(r.median_ms).padStart(8)} ms ${speed}${range}${visits}${seedRef}${r.note && mode === 'warm' ? `  — ${r.note}` : ''}`);
+    }
+    if (base && (workload === 'seed-alloc' || workload === 'seed-free')) {
+      const rb = rows.find((r) => r.strategy === 'rbtree');
+      if (rb) {
+        const ours = base.median_ms / rb.median_ms;
+        const seed = workload === 'seed-alloc' ? 350 / 18 : 8901 / 19;
+        lines.push(`  linear/rbtree: ${ours.toFixed(0)}x here vs ${seed.toFixed(0)}x in the seed`);
+      }
+    }
+    const c = rows[0].counters;
+    lines.push(`  provider per run: ${c.nativeCalls} native calls, ${c.iommuMaps} IOMMU maps, ${c.iommuUnmaps} unmaps, ` +
+      `${c.slabsMapped} slabs mapped, ${c.slabsUnmapped} unmapped, ${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped; ${rows[0].pages} pages`);
+    lines.push('');
+  }
+  const dt = results.filter((r) => r.workload === 'dmapool_test');
+  if (dt.length) {
+    lines.push('dmapool_test (kernel lib/dmapool_test.c): 100 iterations of alloc-all then free-all');
+    for (const r of dt) {
+      lines.push(`  dmapool_test: size:${String(r.size).padEnd(4)} ${r.note?.replace('align ', 'align:').replace('boundary ', 'boundary:')} ` +
+        `blocks:${String(r.n).padEnd(4)} time:${Math.round(r.median_ms * 1000)}  (${r.strategy})`);
+    }
+    lines.push('');
+  }
+  const meta = [...new Map(results.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+  lines.push('metadata per 4 KiB page (size 128): ' + meta.map(([s, b]) => `${s} ${b.toFixed(0)} B`).join(', '));
+  return lines.join('\n');
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/** The dmapool command line: bench (the seed's benchmark), and more (see --help). */
+import { Command, Option } from 'commander';
+import * as os from 'node:os';
+import { SingleBar, Presets } from 'cli-progress';
+import { BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+import type { IndexKind } from './index/page-index';
+import { openDevice } from './open';
+
+function list<T extends string>(allowed: readonly T[]) {
+  return (v: string): T[] => {
+    const xs = v.split(',').map((s) => s.trim()) as T[];
+    for (const x of xs) if (!allowed.includes(x)) throw new Error(`'${x}' is not one of ${allowed.join(', ')}`);
+    return xs;
+  };
+}
+
+export function main(argv: string[]): void {
+  const program = new Command();
+  program.name('dmapool').description('Linux-faithful dma_pool over real DMA-coherent memory (VFIO, UIO, udmabuf)')
+    .showHelpAfterError();
+
+  program.command('bench')
+    .description("the seed's benchmark: create + 373959 × alloc(128), free + destroy, per page-index strategy")
+    .option('-d, --device <spec>', "memory provider: auto, sim, vfio:<BDF>, uio:<BDF>, udmabuf, u-dma-buf:<name>", 'auto')
+    .option('-s, --strategies <list>', 'comma-separated strategies', list(STRATEGIES), STRATEGIES)
+    .option('-w, --workloads <list>', 'comma-separated workloads', list(WORKLOADS), WORKLOADS)
+    .option('-r, --reps <n>', 'timed repetitions per strategy', (v) => parseInt(v, 10), 5)
+    .option('--warmups <n>', 'untimed warm-up runs before the timed ones (the JIT needs ~8)', (v) => parseInt(v, 10), 8)
+    .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds)', (v) => parseInt(v, 10), 1)
+    .option('-n, --count <n>', 'blocks per run', (v) => parseInt(v, 10), SEED_N)
+    .option('--no-cold', 'skip the cold (fresh process) figures')
+    .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
+    .option('--json', 'print results as JSON (stable field names)')
+    .action((o) => {
+      const dev = openDevice(o.device);
+      const provider = dev.spec;
+      const notice = `provider: ${dev.provider.description}${dev.reason ? `\n${dev.reason}` : ''}`;
+      dev.close();
+      const opts: BenchOptions = {
+        provider, strategies: o.strategies as IndexKind[], workloads: o.workloads as Workload[],
+        reps: o.reps, warmups: o.warmups, linearReps: Math.min(o.linearReps, o.reps), cold: o.cold,
+        dmapoolTest: o.dmapoolTest, n: o.count, cliPath: __filename,
+      };
+      const showProgress = !o.json && process.stderr.isTTY;
+      let bar: SingleBar | undefined;
+      if (!o.json) process.stderr.write(notice + '\n');
+      if (showProgress) {
+        bar = new SingleBar({ format: 'bench [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+        bar.start(plannedRuns(opts), 0, { label: '' });
+        opts.tick = (label) => bar!.increment({ label });
+      }
+      const results = runBench(opts);
+      bar?.stop();
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, results }, null, 2) + '\n');
+      } else {
+        const m = machineInfo();
+        process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}\n\n`);
+        process.stdout.write(formatTable(results) + '\n');
+      }
+    });
+
+  program.command('bench-child', { hidden: true })
+    .requiredOption('--provider <spec>').requiredOption('--strategy <s>').requiredOption('--workload <w>')
+    .addOption(new Option('--n <n>').argParser((v) => parseInt(v, 10)).default(SEED_N))
+    .action((o) => {
+      process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
+    });
+
+  program.parse(argv);
+}
+
+export function machineInfo() {
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', nproc: os.availableParallelism(), node: process.version,
+    kernel: os.release(), date: new Date().toISOString().slice(0, 10) };
+}
+
+if (require.main === module) main(process.argv);
