@@ -6,6 +6,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from './index/page-index';
 import { openDevice } from './open';
+import { bind, BIND_DRIVERS, unbind } from './bind';
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
@@ -61,6 +62,26 @@ export function main(argv: string[]): void {
       }
     });
 
+  program.command('bind')
+    .description('bind a PCI function to vfio-pci (or uio_pci_generic), remembering its driver')
+    .argument('<bdf>', 'PCI address, e.g. 0000:85:00.0')
+    .addOption(new Option('--driver <name>', 'driver to bind').choices(BIND_DRIVERS).default('vfio-pci'))
+    .option('--force', 'bind storage and network devices too')
+    .action((bdf: string, o) => {
+      const r = bind(bdf, o.driver, { force: !!o.force });
+      console.log(r.changed ? `${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver}` : `${r.bdf}: already bound to ${r.driver}`);
+      for (const m of r.mustFollow)
+        console.log(`  note: ${m.bdf} in the same IOMMU group is bound to ${m.driver}; VFIO needs it too: dmapool bind ${m.bdf}`);
+    });
+
+  program.command('unbind')
+    .description('give a PCI function back to the driver it had before `dmapool bind`')
+    .argument('<bdf>', 'PCI address')
+    .action((bdf: string) => {
+      const r = unbind(bdf);
+      console.log(`${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver ?? 'no driver'}`);
+    });
+
   program.command('bench-child', { hidden: true })
     .requiredOption('--provider <spec>').requiredOption('--strategy <s>').requiredOption('--workload <w>')
     .addOption(new Option('--n <n>').argParser((v) => parseInt(v, 10)).default(SEED_N))
@@ -68,7 +89,18 @@ export function main(argv: string[]): void {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
-  program.parse(argv);
+  program.exitOverride((err) => {
+    if (err.exitCode !== 0 && err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed' && err.code !== 'commander.version')
+      process.exit(2); // usage error (commander printed it)
+    process.exit(err.exitCode);
+  });
+  try {
+    program.parse(argv);
+  } catch (e) {
+    const err = e as { code?: string; message: string; hint?: string };
+    console.error(`dmapool: ${err.message}`);
+    process.exit(1);
+  }
 }
 
 export function machineInfo() {

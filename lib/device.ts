@@ -6,6 +6,11 @@ import { DmaPoolError } from './errors';
 import { DmaPool, PoolOptions } from './pool';
 import type { SlabProvider } from './provider';
 import { poolsReport } from './report';
+import type { PciAccess } from './vfio/pci-access';
+
+/** Providers that give register access to the device they serve (vfio, uio). */
+interface WithPci { device(bdf?: string): PciAccess }
+interface WithSync { sync(phase: 'begin' | 'end', dir?: 'read' | 'write' | 'rw'): void }
 
 export class Device {
   /** Pools of this device, newest first (as the kernel lists them). */
@@ -42,6 +47,23 @@ export class Device {
 
   get pools(): readonly DmaPool[] {
     return this.poolList;
+  }
+
+  /**
+   * Register access to the PCI function behind this device (vfio: the VFIO device fd; uio: sysfs):
+   * BARs, config space, bus mastering, reset. ENODEV for providers without a device.
+   */
+  pci(bdf?: string): PciAccess {
+    const p = this.provider as unknown as Partial<WithPci>;
+    if (typeof p.device !== 'function')
+      throw new DmaPoolError('ENODEV', `${this.spec} has no PCI device (use vfio:<BDF> or uio:<BDF>)`);
+    return p.device.call(this.provider, bdf);
+  }
+
+  /** Brackets CPU access for providers that need cache maintenance (udmabuf, u-dma-buf); no-op otherwise. */
+  sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+    const p = this.provider as unknown as Partial<WithSync>;
+    if (typeof p.sync === 'function') p.sync(phase, dir);
   }
 
   /** The text of /sys/devices/.../pools for this device. */

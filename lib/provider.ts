@@ -9,14 +9,32 @@ import { DmaPoolError, hex } from './errors';
 
 export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
 
-/** One mapped slab: a CPU view and the DMA address of its first byte (DMA-contiguous). */
+/**
+ * One mapped slab: a CPU view and its DMA addresses. A slab is DMA-contiguous in units of
+ * `unit` bytes: the whole slab for IOMMU-mapped memory (we choose the IOVAs), one huge page or one
+ * 4 KiB page for physical memory found through pagemap. `unitDma[i]` is the DMA address of unit i.
+ */
 export interface Slab {
   id: number;
   buffer: ArrayBuffer;
+  /** DMA address of byte 0. */
   dma: number;
   size: number;
+  unit: number;
+  unitDma?: Float64Array;
   /** Chunks handed out and not yet released. */
   live: number;
+  /** Provider-private state (fds, IOVA, …). */
+  priv?: unknown;
+}
+
+/** What mapSlab returns. Omit `unit`/`unitDma` for a slab that is DMA-contiguous as a whole. */
+export interface MappedSlab {
+  buffer: ArrayBuffer;
+  dma: number;
+  unit?: number;
+  unitDma?: Float64Array;
+  priv?: unknown;
 }
 
 /** A DMA-contiguous piece of a slab, handed to one pool page. */
@@ -90,8 +108,18 @@ export abstract class SlabProvider implements ProviderInfo {
     this.slabSize = slabSize;
   }
 
-  /** Maps `size` bytes, DMA-contiguous, CPU- and DMA-aligned to `align`. */
-  protected abstract mapSlab(size: number, align: number): { buffer: ArrayBuffer; dma: number };
+  /**
+   * Maps `size` bytes, CPU- and DMA-aligned to `align` (per contiguous unit when the slab is
+   * contiguous only in units).
+   */
+  protected abstract mapSlab(size: number, align: number): MappedSlab;
+  /**
+   * The largest chunk footprint this provider can hand out DMA-contiguously, or Infinity.
+   * Physical-memory providers without huge pages return the page size.
+   */
+  get maxContiguous(): number {
+    return Infinity;
+  }
   /** Undoes mapSlab (IOMMU unmap, detach views, munmap). */
   protected abstract unmapSlab(slab: Slab): void;
   /** Provider-specific teardown after all slabs are gone. */
@@ -101,6 +129,10 @@ export abstract class SlabProvider implements ProviderInfo {
   allocChunk(bytes: number): Chunk {
     if (this.closed) throw new DmaPoolError('EBADF', `${this.kind} provider is closed`);
     const footprint = nextPow2(Math.max(bytes, this.pageSize));
+    if (footprint > this.maxContiguous)
+      throw new DmaPoolError('EINVAL',
+        `${this.kind}: a ${bytes}-byte chunk needs ${footprint} DMA-contiguous bytes, but this memory is ` +
+        `contiguous only per ${this.maxContiguous} bytes`, this.contiguityHint());
     const reuse = this.released.get(footprint);
     let chunk: Chunk | undefined;
     if (reuse && reuse.length) chunk = reuse.pop()!;
@@ -108,14 +140,14 @@ export abstract class SlabProvider implements ProviderInfo {
       new Uint8Array(chunk.slab.buffer, chunk.offset, footprint).fill(0);
     } else if (footprint >= this.slabSize) {
       const slab = this.newSlab(footprint, footprint);
-      chunk = { slab, offset: 0, dma: slab.dma, footprint };
+      chunk = { slab, offset: 0, dma: this.dmaAt(slab, 0), footprint };
     } else {
       let b = this.bump.get(footprint);
       if (!b || b.next + footprint > b.slab.size) {
         b = { slab: this.newSlab(this.slabSize, this.slabSize), next: 0 };
         this.bump.set(footprint, b);
       }
-      chunk = { slab: b.slab, offset: b.next, dma: b.slab.dma + b.next, footprint };
+      chunk = { slab: b.slab, offset: b.next, dma: this.dmaAt(b.slab, b.next), footprint };
       b.next += footprint; // fresh slab memory is already zero
     }
     chunk.slab.live++;
@@ -149,9 +181,24 @@ export abstract class SlabProvider implements ProviderInfo {
     for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));
   }
 
+  /** How to get larger contiguous chunks (physical-memory providers override). */
+  protected contiguityHint(): string {
+    return 'use a smaller pool size';
+  }
+
+  /** DMA address of byte `offset` of a slab. */
+  dmaAt(slab: Slab, offset: number): number {
+    if (!slab.unitDma) return slab.dma + offset;
+    const u = Math.floor(offset / slab.unit);
+    return slab.unitDma[u] + (offset - u * slab.unit);
+  }
+
   private newSlab(size: number, align: number): Slab {
     const m = this.mapSlab(size, align);
-    const slab: Slab = { id: this.nextSlabId++, buffer: m.buffer, dma: m.dma, size, live: 0 };
+    const slab: Slab = {
+      id: this.nextSlabId++, buffer: m.buffer, dma: m.dma, size, live: 0,
+      unit: m.unit ?? size, ...(m.unitDma ? { unitDma: m.unitDma } : {}), ...(m.priv !== undefined ? { priv: m.priv } : {}),
+    };
     this.slabs.set(slab.id, slab);
     this.counters.slabsMapped++;
     this.counters.bytesMapped += size;
@@ -159,6 +206,11 @@ export abstract class SlabProvider implements ProviderInfo {
   }
 
   /** Slabs currently mapped. */
+  protected liveSlabs(): IterableIterator<Slab> {
+    return this.slabs.values();
+  }
+
+  /** Number of slabs currently mapped. */
   get slabCount(): number {
     return this.slabs.size;
   }

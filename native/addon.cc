@@ -5,6 +5,7 @@
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   dmapool::InitMemory(env, exports);
+  dmapool::InitFd(env, exports);
   return exports;
 }
 

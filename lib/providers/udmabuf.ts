@@ -1,0 +1,124 @@
+/**
+ * `udmabuf` — mainline /dev/udmabuf: each slab is a sealed memfd (huge pages when free) turned
+ * into a dma-buf with UDMABUF_CREATE. The dma-buf fd is kept for the slab's lifetime: it pins the
+ * pages, so their physical addresses (from pagemap) stay valid. DMA_BUF_IOCTL_SYNC brackets CPU
+ * access (a no-op on cache-coherent x86, required elsewhere).
+ */
+import { DmaPoolError } from '../errors';
+import { native } from '../native';
+import { MappedSlab, Slab, SlabProvider } from '../provider';
+import { HOST, SysRoot } from '../sysfs';
+import * as u from '../vfio/uapi';
+import { HUGE_2M, translate } from './pagemap';
+import { PhysicalOptions, useHugepages } from './uio';
+
+interface UdmabufSlab { memfd: number; dmabuf: number }
+
+export function udmabufAvailable(sys: SysRoot = HOST): boolean {
+  return sys.exists('/dev/udmabuf');
+}
+
+export class UdmabufProvider extends SlabProvider {
+  readonly kind = 'udmabuf' as const;
+  readonly deviceVisible = true;
+  readonly description: string;
+  private readonly devFd: number;
+  private readonly huge: boolean;
+  private readonly sys: SysRoot;
+  /** Slabs whose DMA_BUF_IOCTL_SYNC worked (dma-bufs without begin/end_cpu_access reject it). */
+  syncSupported = true;
+
+  constructor(opts: PhysicalOptions = {}) {
+    const sys = opts.sys ?? HOST;
+    const huge = useHugepages(opts.hugepages, sys);
+    super(native().pageSize, { slabSize: huge ? HUGE_2M : opts.slabSize ?? HUGE_2M });
+    this.sys = sys;
+    this.huge = huge;
+    const n = native();
+    this.devFd = n.open(sys.path('/dev/udmabuf'), n.constants.O_RDWR,
+      'needs CONFIG_UDMABUF (modprobe udmabuf) and access to /dev/udmabuf (root, or a udev rule)');
+    this.description = `udmabuf: memfd-backed dma-bufs, physical addresses via pagemap, ` +
+      (huge ? '2 MiB huge pages' : '4 KiB pages (allocations up to 4 KiB)');
+  }
+
+  override get maxContiguous(): number {
+    return this.huge ? HUGE_2M : this.pageSize;
+  }
+
+  protected override contiguityHint(): string {
+    return 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+  }
+
+  protected mapSlab(size: number, _align: number): MappedSlab {
+    const n = native();
+    const c = n.constants;
+    const memfd = n.memfdCreate('dmapool', c.MFD_CLOEXEC | c.MFD_ALLOW_SEALING | (this.huge ? c.MFD_HUGETLB : 0));
+    let dmabuf = -1;
+    let buffer: ArrayBuffer | undefined;
+    try {
+      n.ftruncate(memfd, size);
+      n.fcntl(memfd, c.F_ADD_SEALS, c.F_SEAL_SHRINK, 'F_ADD_SEALS');
+      const s = new Uint8Array(u.UDMABUF_CREATE_SIZE);
+      const v = new DataView(s.buffer);
+      v.setUint32(0, memfd, true);
+      v.setUint32(4, u.UDMABUF_FLAGS_CLOEXEC, true);
+      v.setBigUint64(8, 0n, true);
+      v.setBigUint64(16, BigInt(size), true);
+      dmabuf = n.ioctl(this.devFd, u.UDMABUF_CREATE, s, 'UDMABUF_CREATE',
+        'the memfd must be sealed against shrinking and page-aligned; huge-page memfds need Linux ≥ 5.16');
+      const m = n.mmapFd(memfd, size, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED | c.MAP_POPULATE, 'memfd');
+      buffer = m.buffer;
+      this.counters.nativeCalls += 7;
+      const unit = this.huge ? HUGE_2M : this.pageSize;
+      const unitDma = translate(m.address, size, unit, this.sys);
+      const priv: UdmabufSlab = { memfd, dmabuf };
+      return { buffer, dma: unitDma[0], unit, unitDma, priv };
+    } catch (e) {
+      if (buffer) n.unmap(buffer);
+      if (dmabuf >= 0) n.close(dmabuf);
+      n.close(memfd);
+      throw e;
+    }
+  }
+
+  protected unmapSlab(slab: Slab): void {
+    const n = native();
+    const p = slab.priv as UdmabufSlab;
+    n.unmap(slab.buffer);
+    n.close(p.dmabuf);
+    n.close(p.memfd);
+    this.counters.nativeCalls += 3;
+  }
+
+  /**
+   * Brackets CPU access to DMA memory: `begin` before the CPU reads what a device wrote (or writes
+   * what it will read), `end` after. Applies to every slab.
+   */
+  sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+    if (!this.syncSupported) return;
+    const flags = (phase === 'end' ? u.DMA_BUF_SYNC_END : u.DMA_BUF_SYNC_START) |
+      (dir === 'read' ? u.DMA_BUF_SYNC_READ : dir === 'write' ? u.DMA_BUF_SYNC_WRITE : u.DMA_BUF_SYNC_RW);
+    const arg = new Uint8Array(8);
+    new DataView(arg.buffer).setBigUint64(0, BigInt(flags), true);
+    for (const slab of this.liveSlabs()) {
+      try {
+        native().ioctl((slab.priv as UdmabufSlab).dmabuf, u.DMA_BUF_IOCTL_SYNC, arg, 'DMA_BUF_IOCTL_SYNC');
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOTTY' || (e as { code?: string }).code === 'EINVAL') {
+          this.syncSupported = false;
+          return;
+        }
+        throw e;
+      }
+    }
+  }
+
+  protected override closeProvider(): void {
+    native().close(this.devFd);
+  }
+}
+
+export function udmabufMissingError(): DmaPoolError {
+  return new DmaPoolError('ENODEV', '/dev/udmabuf is missing',
+    'load the module (modprobe udmabuf) on a kernel with CONFIG_UDMABUF; Debian 12 stock kernels lack it');
+}

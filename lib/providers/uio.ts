@@ -1,0 +1,103 @@
+/**
+ * `uio:<BDF>` — physical memory for a device without IOMMU translation (bound to
+ * uio_pci_generic, or any device on a box without an IOMMU). Slabs are 2 MiB huge pages when
+ * free ones exist (contiguous as a whole), else mlocked 4 KiB pages (contiguous per page, so a
+ * pool allocation above 4 KiB needs huge pages). Physical addresses come from pagemap.
+ */
+import { DmaPoolError } from '../errors';
+import { native } from '../native';
+import { normalizeBdf, pciInfo } from '../pci';
+import { MappedSlab, Slab, SlabProvider, SlabProviderOptions } from '../provider';
+import { HOST, SysRoot } from '../sysfs';
+import { SysfsPciDevice } from '../vfio/sysfs-pci';
+import { checkMemlock } from './memlock';
+import { freeHugepages, HUGE_2M, translate } from './pagemap';
+
+export interface PhysicalOptions extends SlabProviderOptions {
+  sys?: SysRoot;
+  /** Use huge pages: true = require, false = never, undefined = when free ones exist. */
+  hugepages?: boolean;
+}
+
+/** Checks that a device's DMA is not translated by an IOMMU (else physical addresses are wrong for it). */
+export function checkUntranslated(bdf: string, sys: SysRoot): void {
+  const info = pciInfo(bdf, sys);
+  if (info.iommuGroup === undefined) return;
+  const type = sys.read(`/sys/kernel/iommu_groups/${info.iommuGroup}/type`);
+  if (type && type !== 'identity')
+    throw new DmaPoolError('ENODEV',
+      `${bdf} is behind an IOMMU in a translated domain (${type}): physical addresses are not what it sees`,
+      `use vfio:${bdf} instead, or boot with iommu=pt so the device is identity-mapped`);
+}
+
+export function useHugepages(want: boolean | undefined, sys: SysRoot): boolean {
+  const free = freeHugepages(sys);
+  if (want === true && free === 0)
+    throw new DmaPoolError('ENOMEM', 'huge pages requested but none are free', 'echo 64 > /proc/sys/vm/nr_hugepages');
+  return want ?? free > 0;
+}
+
+export class UioProvider extends SlabProvider {
+  readonly kind = 'uio' as const;
+  readonly deviceVisible = true;
+  readonly description: string;
+  readonly pciDevice: SysfsPciDevice;
+  private readonly huge: boolean;
+  private readonly sys: SysRoot;
+  private pinned = 0;
+
+  constructor(bdf: string, opts: PhysicalOptions = {}) {
+    const sys = opts.sys ?? HOST;
+    const huge = useHugepages(opts.hugepages, sys);
+    super(native().pageSize, { slabSize: huge ? HUGE_2M : opts.slabSize ?? HUGE_2M });
+    this.sys = sys;
+    this.huge = huge;
+    const b = normalizeBdf(bdf);
+    checkUntranslated(b, sys);
+    const drv = pciInfo(b, sys).driver;
+    this.pciDevice = new SysfsPciDevice(b, sys);
+    this.description = `uio: ${b} (driver ${drv ?? 'none'}), physical addresses via pagemap, ` +
+      (huge ? '2 MiB huge pages' : 'mlocked 4 KiB pages (allocations up to 4 KiB)');
+  }
+
+  override get maxContiguous(): number {
+    return this.huge ? HUGE_2M : this.pageSize;
+  }
+
+  protected override contiguityHint(): string {
+    return 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+  }
+
+  protected mapSlab(size: number, align: number): MappedSlab {
+    const n = native();
+    if (!this.huge) checkMemlock(this.pinned, size, 'uio');
+    this.counters.nativeCalls += 2;
+    const m = n.mapAnonymous(size, this.huge ? HUGE_2M : align, { hugetlb: this.huge, populate: true, lock: 2 });
+    try {
+      const unit = this.huge ? HUGE_2M : this.pageSize;
+      const unitDma = translate(m.address, size, unit, this.sys);
+      this.pinned += size;
+      return { buffer: m.buffer, dma: unitDma[0], unit, unitDma };
+    } catch (e) {
+      n.unmap(m.buffer);
+      throw e;
+    }
+  }
+
+  protected unmapSlab(slab: Slab): void {
+    this.counters.nativeCalls++;
+    native().unmap(slab.buffer);
+    this.pinned -= slab.size;
+  }
+
+  /** Register access to the device (sysfs resourceN / config). */
+  device(bdf?: string): SysfsPciDevice {
+    if (bdf !== undefined && normalizeBdf(bdf) !== this.pciDevice.bdf)
+      throw new DmaPoolError('ENODEV', `${bdf} is not ${this.pciDevice.bdf}`);
+    return this.pciDevice;
+  }
+
+  protected override closeProvider(): void {
+    this.pciDevice.close();
+  }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# npm run test:vm — boots guest A (IOMMU + vfio-pci, stock kernel) and guest B (no IOMMU,
+# custom kernel with udmabuf/UIO), runs the suites inside, prints their logs, and fails when any
+# guest suite fails, a guest does not come up, or it hangs.
+# Usage: run.sh [a] [b]   (default: both)
+source "$(dirname "$0")/common.sh"
+guests=("$@"); ((${#guests[@]})) || guests=(a b)
+[[ -f "$REPO/dist/lib/index.js" && -f "$REPO/build/Release/dmapool.node" ]] || die "build first: npm install"
+results="${DMAPOOL_VM_OUT:-$REPO/build/vm}"
+fail=0
+for g in "${guests[@]}"; do
+  out="$results/guest-$g"
+  mkdir -p "$out"
+  if [[ "$g" == a ]]; then
+    kdir=$("$VM_DIR/kernel-stock.sh")
+    kernel=$(ls "$kdir"/root/boot/vmlinuz-*)
+    moddir=$(ls -d "$kdir"/root/lib/modules/*)
+    "$VM_DIR/initramfs.sh" "$out/initrd.gz" "$moddir" virtio_pci 9p 9pnet_virtio vfio-pci vfio_iommu_type1 uio_pci_generic
+  else
+    kernel=$("$VM_DIR/kernel-custom.sh")
+    "$VM_DIR/initramfs.sh" "$out/initrd.gz"
+  fi
+  "$VM_DIR/boot.sh" "$g" "$kernel" "$out/initrd.gz" "$out" "${DMAPOOL_VM_TIMEOUT:-1500}" || { fail=1; continue; }
+  for s in "$out"/*.status; do
+    [[ -e "$s" ]] || { log "guest $g ran no suite"; fail=1; break; }
+    name=$(basename "$s" .status)
+    printf '\n----- guest %s: %s (exit %s) -----\n' "$g" "$name" "$(cat "$s")"
+    cat "$out/$name.log"
+    [[ "$(cat "$s")" == 0 ]] || { log "guest $g: $name failed"; fail=1; }
+  done
+  grep -E 'DMAR|dmar.*fault|BUG|Oops|panic' "$out/console.txt" | head -20 || true
+done
+((fail == 0)) && log "VM test bed passed (${guests[*]})" || log "VM test bed FAILED"
+exit "$fail"
