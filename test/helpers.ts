@@ -1,5 +1,6 @@
 import { openDevice, Device } from '../lib';
 import type { IndexKind } from '../lib';
+import { nextPow2 } from '../lib/provider';
 
 export const STRATEGIES: IndexKind[] = ['rbtree', 'linear', 'stack', 'radix'];
 
@@ -27,3 +28,8 @@ export function withDevice<T>(spec: string, fn: (dev: Device) => T): T {
 }
 
 export { rng, shuffle } from '../lib/rng';
+
+/** Whether a pool of `size`-byte blocks fits this provider's DMA-contiguous unit (4 KiB pagemap memory can't hold 8 KiB pages). */
+export function fits(dev: Device, size: number): boolean {
+  return nextPow2(Math.max(size, dev.provider.pageSize)) <= dev.provider.maxContiguous;
+}

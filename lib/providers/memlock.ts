@@ -14,8 +14,8 @@ export function hasIpcLock(sys: SysRoot = HOST): boolean {
 }
 
 /** Throws ENOMEM with the exact `ulimit -l` needed when pinning `more` bytes would exceed the limit. */
-export function checkMemlock(pinned: number, more: number, what: string): void {
-  if (hasIpcLock()) return;
+export function checkMemlock(pinned: number, more: number, what: string, sys: SysRoot = HOST): void {
+  if (hasIpcLock(sys)) return;
   const { soft } = native().getrlimitMemlock();
   if (pinned + more <= soft) return;
   const needKiB = Math.ceil((pinned + more) / 1024);

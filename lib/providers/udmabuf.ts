@@ -23,8 +23,23 @@ export class UdmabufProvider extends SlabProvider {
   readonly deviceVisible = true;
   readonly description: string;
   private readonly devFd: number;
-  private readonly huge: boolean;
+  private huge: boolean;
   private readonly sys: SysRoot;
+  /** True when huge pages were free but this kernel's udmabuf rejected a huge-page memfd. */
+  hugeUnsupported = false;
+
+  /** Probes once whether UDMABUF_CREATE takes a huge-page memfd. */
+  private hugeMemfdWorks(): boolean {
+    try {
+      const s = this.createSlab(HUGE_2M, true);
+      this.destroySlab(s.buffer, s.priv as UdmabufSlab);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'EINVAL') return false;
+      throw e;
+    }
+  }
+
   /** Slabs whose DMA_BUF_IOCTL_SYNC worked (dma-bufs without begin/end_cpu_access reject it). */
   syncSupported = true;
 
@@ -37,8 +52,14 @@ export class UdmabufProvider extends SlabProvider {
     const n = native();
     this.devFd = n.open(sys.path('/dev/udmabuf'), n.constants.O_RDWR,
       'needs CONFIG_UDMABUF (modprobe udmabuf) and access to /dev/udmabuf (root, or a udev rule)');
+    if (huge && opts.hugepages === undefined && !this.hugeMemfdWorks()) {
+      // udmabuf accepts huge-page memfds only on newer kernels (Linux 6.1 wants shmem): use 4 KiB pages
+      this.huge = false;
+      this.hugeUnsupported = true;
+    }
     this.description = `udmabuf: memfd-backed dma-bufs, physical addresses via pagemap, ` +
-      (huge ? '2 MiB huge pages' : '4 KiB pages (allocations up to 4 KiB)');
+      (this.huge ? '2 MiB huge pages' : '4 KiB pages (allocations up to 4 KiB)') +
+      (this.hugeUnsupported ? ' — this kernel\'s udmabuf rejects huge-page memfds' : '');
   }
 
   override get maxContiguous(): number {
@@ -46,13 +67,19 @@ export class UdmabufProvider extends SlabProvider {
   }
 
   protected override contiguityHint(): string {
-    return 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+    return this.hugeUnsupported
+      ? 'this kernel\'s udmabuf takes only 4 KiB shmem pages: use vfio: or uio: with huge pages for larger allocations'
+      : 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
   }
 
   protected mapSlab(size: number, _align: number): MappedSlab {
+    return this.createSlab(size, this.huge);
+  }
+
+  private createSlab(size: number, huge: boolean): MappedSlab {
     const n = native();
     const c = n.constants;
-    const memfd = n.memfdCreate('dmapool', c.MFD_CLOEXEC | c.MFD_ALLOW_SEALING | (this.huge ? c.MFD_HUGETLB : 0));
+    const memfd = n.memfdCreate('dmapool', c.MFD_CLOEXEC | c.MFD_ALLOW_SEALING | (huge ? c.MFD_HUGETLB : 0));
     let dmabuf = -1;
     let buffer: ArrayBuffer | undefined;
     try {
@@ -69,7 +96,7 @@ export class UdmabufProvider extends SlabProvider {
       const m = n.mmapFd(memfd, size, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED | c.MAP_POPULATE, 'memfd');
       buffer = m.buffer;
       this.counters.nativeCalls += 7;
-      const unit = this.huge ? HUGE_2M : this.pageSize;
+      const unit = huge ? HUGE_2M : this.pageSize;
       const unitDma = translate(m.address, size, unit, this.sys);
       const priv: UdmabufSlab = { memfd, dmabuf };
       return { buffer, dma: unitDma[0], unit, unitDma, priv };
@@ -82,12 +109,15 @@ export class UdmabufProvider extends SlabProvider {
   }
 
   protected unmapSlab(slab: Slab): void {
+    this.destroySlab(slab.buffer, slab.priv as UdmabufSlab);
+    this.counters.nativeCalls += 3;
+  }
+
+  private destroySlab(buffer: ArrayBuffer, p: UdmabufSlab): void {
     const n = native();
-    const p = slab.priv as UdmabufSlab;
-    n.unmap(slab.buffer);
+    n.unmap(buffer);
     n.close(p.dmabuf);
     n.close(p.memfd);
-    this.counters.nativeCalls += 3;
   }
 
   /**

@@ -27,6 +27,7 @@ export class VfioProvider extends SlabProvider {
 
   constructor(bdfs: string[], opts: VfioProviderOptions = {}) {
     super(native().pageSize, opts);
+    for (const b of bdfs) VfioContainer.preflight(normalizeBdf(b), opts.sys); // clear sysfs-level errors first
     this.container = new VfioContainer({ ...(opts.sys ? { sys: opts.sys } : {}), ...(opts.iovaFloor !== undefined ? { iovaFloor: opts.iovaFloor } : {}) });
     try {
       for (const b of bdfs) this.devices.push(this.container.openDevice(normalizeBdf(b)));

@@ -6,7 +6,7 @@
 import { DmaPoolError } from '../errors';
 import { IovaAllocator } from '../iova';
 import { native } from '../native';
-import { PciDeviceInfo, groupMembers, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
+import { PciDeviceInfo, groupMembers, normalizeBdf, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
 import { PciAccess } from './pci-access';
 import * as u from './uapi';
@@ -67,15 +67,25 @@ export class VfioContainer {
     return members;
   }
 
-  /** Attaches the IOMMU group of `bdf` (once) and opens the device. */
-  openDevice(bdf: string): VfioPciDevice {
-    const info = pciInfo(bdf, this.sys);
+  /**
+   * Checks from sysfs alone that `bdf` can be opened through VFIO: it exists, the IOMMU gave it
+   * a group, it is bound to vfio-pci, and its group is viable. Returns the group number.
+   */
+  static preflight(bdfIn: string, sys: SysRoot = HOST): number {
+    const bdf = normalizeBdf(bdfIn);
+    const info = pciInfo(bdf, sys);
     if (info.iommuGroup === undefined)
       throw new DmaPoolError('ENODEV', `${bdf} has no IOMMU group: the IOMMU is off`,
         'enable VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) iommu=pt');
     if (info.driver !== 'vfio-pci')
       throw new DmaPoolError('ENODEV', `${bdf} is bound to ${info.driver ?? 'no driver'}, not vfio-pci`, hintBind(bdf));
-    const group = this.attachGroup(info.iommuGroup);
+    VfioContainer.checkViable(info.iommuGroup, sys);
+    return info.iommuGroup;
+  }
+
+  /** Attaches the IOMMU group of `bdf` (once) and opens the device. */
+  openDevice(bdf: string): VfioPciDevice {
+    const group = this.attachGroup(VfioContainer.preflight(bdf, this.sys));
     const n = native();
     const fd = n.ioctl(group.fd, u.VFIO_GROUP_GET_DEVICE_FD, u.nulString(bdf), `VFIO_GROUP_GET_DEVICE_FD ${bdf}`,
       'the device may already be open in another process');
@@ -87,7 +97,6 @@ export class VfioContainer {
   private attachGroup(id: number): VfioGroup {
     const have = this.groups.get(id);
     if (have) return have;
-    VfioContainer.checkViable(id, this.sys);
     const n = native();
     const path = this.sys.path(`/dev/vfio/${id}`);
     const fd = n.open(path, n.constants.O_RDWR,

@@ -1,0 +1,66 @@
+/** Fixture sysfs/procfs/devfs trees for tests of code that reads them (a test-only root prefix). */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SysRoot } from '../lib/sysfs';
+
+export interface FixturePci {
+  bdf: string;
+  vendor?: string;
+  device?: string;
+  cls?: string;
+  driver?: string;
+  group?: number;
+}
+
+export class Fixture {
+  readonly root: string;
+  readonly sys: SysRoot;
+  constructor() {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'dmapool-fx-'));
+    this.sys = new SysRoot(this.root);
+  }
+
+  file(p: string, content: string | Buffer): this {
+    const f = path.join(this.root, p);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, content);
+    return this;
+  }
+
+  link(p: string, target: string): this {
+    const f = path.join(this.root, p);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.rmSync(f, { force: true });
+    fs.symlinkSync(target, f);
+    return this;
+  }
+
+  dir(p: string): this {
+    fs.mkdirSync(path.join(this.root, p), { recursive: true });
+    return this;
+  }
+
+  /** A PCI function with its identity files, driver link and IOMMU group. */
+  pci(d: FixturePci): this {
+    const p = `/sys/bus/pci/devices/${d.bdf}`;
+    this.file(`${p}/vendor`, `0x${d.vendor ?? '1234'}\n`).file(`${p}/device`, `0x${d.device ?? '11e8'}\n`)
+      .file(`${p}/class`, `${d.cls ?? '0x00ff00'}\n`).file(`${p}/driver_override`, '(null)\n')
+      .file(`${p}/config`, Buffer.alloc(256))
+      .file(`${p}/resource`, '0x00000000fea00000 0x00000000feafffff 0x0000000000040200\n');
+    if (d.driver) {
+      this.dir(`/sys/bus/pci/drivers/${d.driver}`);
+      this.link(`${p}/driver`, `../../../bus/pci/drivers/${d.driver}`);
+    }
+    if (d.group !== undefined) {
+      this.dir(`/sys/kernel/iommu_groups/${d.group}/devices`);
+      this.link(`${p}/iommu_group`, `../../../../kernel/iommu_groups/${d.group}`);
+      this.link(`/sys/kernel/iommu_groups/${d.group}/devices/${d.bdf}`, `../../../../bus/pci/devices/${d.bdf}`);
+    }
+    return this;
+  }
+
+  cleanup(): void {
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Physical-memory providers. On the host (as root) pagemap translation and the UIO/u-dma-buf
+ * providers run for real against fixture sysfs trees (real memory, real pagemap; only the PCI
+ * device and the u-dma-buf node are stand-ins). In the VM test bed (guest B) the UIO provider
+ * also runs in 4 KiB mode against the real edu device.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { DmaPoolError, openDevice } from '../lib';
+import { native } from '../lib/native';
+import { translate } from '../lib/providers/pagemap';
+import { UDmaBufProvider } from '../lib/providers/u-dma-buf';
+import { UioProvider } from '../lib/providers/uio';
+import { Edu } from './edu';
+import { Fixture } from './fixtures';
+
+const isRoot = process.getuid?.() === 0;
+
+describe('pagemap translation', function () {
+  before(function () {
+    if (!isRoot) { console.log('  (skipped: pagemap PFNs need CAP_SYS_ADMIN; run as root)'); this.skip(); }
+  });
+
+  it('translates mlocked memory to present, page-aligned, distinct physical addresses in one read', () => {
+    const m = native().mapAnonymous(64 * 4096, 4096, { populate: true, lock: 2 });
+    try {
+      const phys = translate(m.address, 64 * 4096, 4096);
+      assert.equal(phys.length, 64);
+      for (const p of phys) { assert.ok(p > 0); assert.equal(p % 4096, 0); }
+      assert.equal(new Set(phys).size, 64);
+    } finally {
+      native().unmap(m.buffer);
+    }
+  });
+
+  it('refuses to call a scattered region contiguous', () => {
+    const m = native().mapAnonymous(64 * 4096, 4096, { populate: true, lock: 2 });
+    try {
+      const phys = translate(m.address, 64 * 4096, 4096);
+      let contiguous = true;
+      for (let i = 1; i < 64; i++) if (phys[i] !== phys[0] + i * 4096) contiguous = false;
+      if (contiguous) return; // the kernel happened to hand out contiguous pages; nothing to refuse
+      assert.throws(() => translate(m.address, 64 * 4096, 64 * 4096), /not physically contiguous/);
+    } finally {
+      native().unmap(m.buffer);
+    }
+  });
+});
+
+describe('uio provider (fixture device, real memory and pagemap)', function () {
+  let fx: Fixture;
+  before(function () {
+    if (!isRoot) { console.log('  (skipped: pagemap PFNs need CAP_SYS_ADMIN; run as root)'); this.skip(); }
+    fx = new Fixture().pci({ bdf: '0000:00:04.0', driver: 'uio_pci_generic' })
+      .file('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', '0\n')
+      .link('/proc/self/pagemap', '/proc/self/pagemap');
+  });
+  after(() => fx?.cleanup());
+
+  it('hands out 4 KiB-contiguous chunks with real physical addresses and refuses larger ones with a fix', () => {
+    const p = new UioProvider('00:04.0', { sys: fx.sys });
+    try {
+      assert.equal(p.maxContiguous, 4096);
+      assert.match(p.description, /mlocked 4 KiB pages/);
+      const c = p.allocChunk(4096);
+      assert.ok(c.dma > 0 && c.dma % 4096 === 0);
+      assert.ok(c.slab.unitDma && c.slab.unitDma.length === 512);
+      assert.throws(() => p.allocChunk(8192), (e: unknown) =>
+        e instanceof DmaPoolError && e.code === 'EINVAL' && /nr_hugepages/.test(e.hint ?? ''));
+      p.freeChunk(c);
+    } finally {
+      p.close();
+    }
+  });
+
+  it('runs a pool whose block DMA addresses are the pages\' physical addresses', () => {
+    const dev = openDevice('uio:0000:00:04.0', { sys: fx.sys });
+    try {
+      const pool = dev.createPool('phys', 512);
+      const blocks = Array.from({ length: 40 }, () => pool.alloc());
+      for (const d of blocks) {
+        const v = pool.view(d);
+        const cpu = native().addressOf(v.buffer as ArrayBuffer) + BigInt(v.byteOffset);
+        const phys = translate(cpu - (cpu % 4096n), 4096, 4096)[0] + Number(cpu % 4096n);
+        assert.equal(d, phys, 'block DMA address must equal the physical address of its bytes');
+      }
+      blocks.forEach((d) => pool.free(d));
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('refuses a device behind a translating IOMMU (physical addresses would be wrong for it)', () => {
+    const fx2 = new Fixture().pci({ bdf: '0000:00:05.0', driver: 'uio_pci_generic', group: 7 })
+      .file('/sys/kernel/iommu_groups/7/type', 'DMA-FQ\n')
+      .file('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', '0\n');
+    try {
+      assert.throws(() => new UioProvider('0000:00:05.0', { sys: fx2.sys }), (e: unknown) =>
+        e instanceof DmaPoolError && e.code === 'ENODEV' && /vfio:0000:00:05.0/.test(e.hint ?? ''));
+    } finally {
+      fx2.cleanup();
+    }
+  });
+});
+
+describe('u-dma-buf provider (fixture: a file stands in for /dev/udmabuf0)', () => {
+  let fx: Fixture;
+  const SIZE = 8 << 20;
+  before(() => {
+    fx = new Fixture()
+      .file('/sys/class/u-dma-buf/udmabuf0/phys_addr', '0x0000000080000000\n')
+      .file('/sys/class/u-dma-buf/udmabuf0/size', `${SIZE}\n`)
+      .file('/sys/class/u-dma-buf/udmabuf0/sync_offset', '0').file('/sys/class/u-dma-buf/udmabuf0/sync_size', '0')
+      .file('/sys/class/u-dma-buf/udmabuf0/sync_direction', '0')
+      .file('/sys/class/u-dma-buf/udmabuf0/sync_for_cpu', '0').file('/sys/class/u-dma-buf/udmabuf0/sync_for_device', '0')
+      .file('/dev/udmabuf0', Buffer.alloc(0));
+    fs.truncateSync(fx.sys.path('/dev/udmabuf0'), SIZE);
+  });
+  after(() => fx.cleanup());
+
+  it('carves slabs at offsets of the buffer: DMA = phys_addr + offset, same bytes through the node', () => {
+    const dev = openDevice('u-dma-buf:udmabuf0', { sys: fx.sys });
+    try {
+      const pool = dev.createPool('udb', 256);
+      const a = pool.alloc();
+      assert.ok(a >= 0x80000000 && a < 0x80000000 + SIZE);
+      pool.view(a).fill(0x42);
+      const fd = fs.openSync(fx.sys.path('/dev/udmabuf0'), 'r');
+      const b = Buffer.alloc(256);
+      fs.readSync(fd, b, 0, 256, a - 0x80000000);
+      fs.closeSync(fd);
+      assert.ok(b.every((x) => x === 0x42), 'the block is the buffer at offset dma - phys_addr');
+      dev.sync('begin', 'read');
+      assert.equal(fx.sys.read('/sys/class/u-dma-buf/udmabuf0/sync_direction'), '2');
+      assert.equal(fx.sys.read('/sys/class/u-dma-buf/udmabuf0/sync_size'), String(SIZE));
+      assert.equal(fx.sys.read('/sys/class/u-dma-buf/udmabuf0/sync_for_cpu'), '1');
+      pool.free(a);
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('runs out with ENOMEM when the reserved buffer is full', () => {
+    const p = new UDmaBufProvider('udmabuf0', { sys: fx.sys });
+    try {
+      const chunks = Array.from({ length: 4 }, () => p.allocChunk(2 << 20));
+      assert.throws(() => p.allocChunk(2 << 20), (e: unknown) => e instanceof DmaPoolError && e.code === 'ENOMEM');
+      chunks.forEach((c) => p.freeChunk(c));
+    } finally {
+      p.close();
+    }
+  });
+
+  it('names the missing module when the device does not exist', () => {
+    assert.throws(() => openDevice('u-dma-buf:nope', { sys: fx.sys }), (e: unknown) =>
+      e instanceof DmaPoolError && e.code === 'ENODEV' && /u-dma-buf/.test(e.hint ?? ''));
+  });
+});
+
+describe('physical memory with a real device (guest B: edu on uio_pci_generic, no IOMMU)', function () {
+  const bdf = process.env.DMAPOOL_UIO_BDF;
+  before(function () {
+    if (!bdf) { console.log('  (skipped: DMAPOOL_UIO_BDF is not set — runs in the VM test bed, guest B)'); this.skip(); }
+  });
+
+  it('4 KiB mode: the device copies between blocks on different physical pages', () => {
+    const dev = openDevice(`uio:${bdf}`, { hugepages: false });
+    try {
+      const edu = new Edu(dev.pci());
+      const pool = dev.createPool('uio4k', 1024);
+      const blocks = Array.from({ length: 64 }, () => pool.alloc()); // 16 pages, each its own physical page
+      for (let i = 0; i < blocks.length; i += 7) {
+        const x = blocks[i], y = blocks[(i + 33) % blocks.length];
+        pool.view(x).forEach((_, k, v) => { v[k] = (k * 13 + i) & 0xff; });
+        pool.view(y).fill(0);
+        edu.toDevice(x, 0, 1024);
+        edu.fromDevice(0, y, 1024);
+        assert.deepEqual(pool.view(y), pool.view(x));
+      }
+      assert.throws(() => dev.createPool('big', 8192).alloc(), /contiguous only per 4096 bytes/);
+      blocks.forEach((d) => pool.free(d));
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('udmabuf: says whether huge-page memfds work and keeps a dma-buf per slab', () => {
+    if (!fs.existsSync('/dev/udmabuf')) return assert.fail('guest B must have /dev/udmabuf');
+    const dev = openDevice('udmabuf');
+    try {
+      const pool = dev.createPool('u', 2048);
+      const d = pool.alloc();
+      assert.equal(dev.provider.slabCount, 1);
+      assert.ok(dev.provider.counters.nativeCalls >= 7);
+      dev.sync('end'); dev.sync('begin');
+      pool.free(d);
+      console.log(`      udmabuf: ${dev.provider.description}`);
+    } finally {
+      dev.close();
+    }
+  });
+});
