@@ -7,6 +7,8 @@ import { BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRA
 import type { IndexKind } from './index/page-index';
 import { openDevice } from './open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
+import { devices, doctor, formatDevices, formatDoctor, parseSize } from './doctor';
+import { SysRoot } from './sysfs';
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
@@ -19,7 +21,9 @@ function list<T extends string>(allowed: readonly T[]) {
 export function main(argv: string[]): void {
   const program = new Command();
   program.name('dmapool').description('Linux-faithful dma_pool over real DMA-coherent memory (VFIO, UIO, udmabuf)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // usage errors exit 2 (commander has printed them); --help exits 0
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
   program.command('bench')
     .description("the seed's benchmark: create + 373959 × alloc(128), free + destroy, per page-index strategy")
@@ -62,13 +66,40 @@ export function main(argv: string[]): void {
       }
     });
 
+  // --root points every sysfs/procfs/devfs read at a fixture tree (tests only)
+  const rootOpt = () => new Option('--root <dir>', 'read sysfs/procfs/devfs under this directory (tests)').hideHelp();
+
+  program.command('doctor')
+    .description('check this box for VFIO / UIO / udmabuf use, with the fix for every failure')
+    .argument('[bdf]', 'the PCI device the driver will use (e.g. 0000:85:00.0)')
+    .addOption(new Option('--provider <p>', 'provider to check (default: vfio with a BDF, udmabuf without)').choices(['vfio', 'uio', 'udmabuf']))
+    .option('--memory <size>', 'DMA memory the driver will pin (RLIMIT_MEMLOCK, dma_entry_limit)', '64M')
+    .option('--json', 'print the checks as JSON')
+    .addOption(rootOpt())
+    .action((bdf: string | undefined, o) => {
+      const r = doctor({ ...(bdf ? { bdf } : {}), ...(o.provider ? { provider: o.provider } : {}),
+        memory: parseSize(o.memory), ...(o.root ? { sys: new SysRoot(o.root) } : {}) });
+      console.log(o.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
+      process.exitCode = r.ok ? 0 : 1;
+    });
+
+  program.command('devices')
+    .description('PCI devices with class, vendor:device, driver and IOMMU group (like lspci -k plus groups)')
+    .option('--json', 'print as JSON')
+    .addOption(rootOpt())
+    .action((o) => {
+      const rows = devices(o.root ? new SysRoot(o.root) : undefined);
+      console.log(o.json ? JSON.stringify(rows, null, 2) : formatDevices(rows));
+    });
+
   program.command('bind')
     .description('bind a PCI function to vfio-pci (or uio_pci_generic), remembering its driver')
     .argument('<bdf>', 'PCI address, e.g. 0000:85:00.0')
     .addOption(new Option('--driver <name>', 'driver to bind').choices(BIND_DRIVERS).default('vfio-pci'))
     .option('--force', 'bind storage and network devices too')
+    .addOption(rootOpt())
     .action((bdf: string, o) => {
-      const r = bind(bdf, o.driver, { force: !!o.force });
+      const r = bind(bdf, o.driver, { force: !!o.force, ...(o.root ? { sys: new SysRoot(o.root), modprobe: false } : {}) });
       console.log(r.changed ? `${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver}` : `${r.bdf}: already bound to ${r.driver}`);
       for (const m of r.mustFollow)
         console.log(`  note: ${m.bdf} in the same IOMMU group is bound to ${m.driver}; VFIO needs it too: dmapool bind ${m.bdf}`);
@@ -77,8 +108,9 @@ export function main(argv: string[]): void {
   program.command('unbind')
     .description('give a PCI function back to the driver it had before `dmapool bind`')
     .argument('<bdf>', 'PCI address')
-    .action((bdf: string) => {
-      const r = unbind(bdf);
+    .addOption(rootOpt())
+    .action((bdf: string, o) => {
+      const r = unbind(bdf, o.root ? { sys: new SysRoot(o.root), modprobe: false } : {});
       console.log(`${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver ?? 'no driver'}`);
     });
 
@@ -89,11 +121,6 @@ export function main(argv: string[]): void {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
-  program.exitOverride((err) => {
-    if (err.exitCode !== 0 && err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed' && err.code !== 'commander.version')
-      process.exit(2); // usage error (commander printed it)
-    process.exit(err.exitCode);
-  });
   try {
     program.parse(argv);
   } catch (e) {

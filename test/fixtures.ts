@@ -50,7 +50,7 @@ export class Fixture {
       .file(`${p}/resource`, '0x00000000fea00000 0x00000000feafffff 0x0000000000040200\n');
     if (d.driver) {
       this.dir(`/sys/bus/pci/drivers/${d.driver}`);
-      this.link(`${p}/driver`, `../../../bus/pci/drivers/${d.driver}`);
+      this.link(`${p}/driver`, `../../drivers/${d.driver}`);
     }
     if (d.group !== undefined) {
       this.dir(`/sys/kernel/iommu_groups/${d.group}/devices`);

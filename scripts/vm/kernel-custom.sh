@@ -11,7 +11,7 @@ fi
 ver=$(apt-cache policy linux-source-6.1 | awk '/Candidate:/{print $2}')
 [[ -n "$ver" && "$ver" != "(none)" ]] || die "linux-source-6.1 not available from apt"
 frag="$VM_DIR/guest-b.config"
-key="$ver-$(sha256sum "$frag" "$0" | sha256sum | cut -c1-12)"
+key="$ver-$(cat "$frag" "$0" | sha256sum | cut -c1-12)"
 dir="$CACHE/kernel-custom-$key"
 if [[ -f "$dir/bzImage" ]]; then echo "$dir/bzImage"; exit 0; fi
 log "building custom kernel $key (linux-source-6.1 $ver; ~7 min on 2 cores)"

@@ -7,6 +7,13 @@ source "$(dirname "$0")/common.sh"
 guests=("$@"); ((${#guests[@]})) || guests=(a b)
 [[ -f "$REPO/dist/lib/index.js" && -f "$REPO/build/Release/dmapool.node" ]] || die "build first: npm install"
 results="${DMAPOOL_VM_OUT:-$REPO/build/vm}"
+# The guests read the repo over 9p while they run: give them a snapshot of what was built, so
+# rebuilding the work tree meanwhile cannot change what a running guest executes.
+snap="$results/repo"
+rm -rf "$snap"; mkdir -p "$snap/build"
+cp -a "$REPO/package.json" "$REPO/.mocharc.json" "$REPO/dist" "$REPO/node_modules" "$REPO/scripts" "$snap/"
+cp -a "$REPO/build/Release" "$snap/build/"
+export REPO_GUEST="$snap"
 fail=0
 for g in "${guests[@]}"; do
   out="$results/guest-$g"
