@@ -9,6 +9,7 @@ import { openDevice } from './open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
 import { devices, doctor, formatDevices, formatDoctor, parseSize } from './doctor';
 import { SysRoot } from './sysfs';
+import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
@@ -37,7 +38,9 @@ export function main(argv: string[]): void {
     .option('--no-cold', 'skip the cold (fresh process) figures')
     .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
     .option('--json', 'print results as JSON (stable field names)')
-    .action((o) => {
+    .option('--scaling [dir]', 'instead: ns/op vs n (10^3…10^6) per strategy → scaling.csv + scaling.svg in dir (default bench-out)')
+    .action(async (o) => {
+      if (o.scaling) return scalingCommand(o);
       const dev = openDevice(o.device);
       const provider = dev.spec;
       const notice = `provider: ${dev.provider.description}${dev.reason ? `\n${dev.reason}` : ''}`;
@@ -114,6 +117,29 @@ export function main(argv: string[]): void {
       console.log(`${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver ?? 'no driver'}`);
     });
 
+  async function scalingCommand(o: { device: string; strategies: IndexKind[]; scaling: string | true; json?: boolean }) {
+    const dev = openDevice(o.device);
+    const provider = dev.spec;
+    dev.close();
+    const dir = o.scaling === true ? 'bench-out' : o.scaling;
+    let bar: SingleBar | undefined;
+    if (!o.json && process.stderr.isTTY) {
+      bar = new SingleBar({ format: 'scaling [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      bar.start(o.strategies.length * DEFAULT_NS.length, 0, { label: '' });
+    }
+    const points = runScaling(provider, o.strategies, DEFAULT_NS, 3, (label) => bar?.increment({ label }));
+    bar?.stop();
+    const m = machineInfo();
+    const files = await writeScaling(points, dir, `dmapool page-index scaling — ${m.cpu}, ${m.nproc} cores, Node ${m.node}`, provider);
+    if (o.json) { process.stdout.write(JSON.stringify({ machine: m, provider, points }, null, 2) + '\n'); return; }
+    console.log(`wrote ${files.csv} and ${files.svg}`);
+    for (const s of o.strategies) {
+      const row = (op: string) => points.filter((p) => p.strategy === s && p.op === op).map((p) => p.ns_per_op.toFixed(0).padStart(7)).join(' ');
+      console.log(`${s.padEnd(7)} alloc ns/op: ${row('alloc')}\n${''.padEnd(7)} free  ns/op: ${row('free')}`);
+    }
+    console.log(`n: ${DEFAULT_NS.map((n) => String(n).padStart(7)).join(' ')}`);
+  }
+
   program.command('bench-child', { hidden: true })
     .requiredOption('--provider <spec>').requiredOption('--strategy <s>').requiredOption('--workload <w>')
     .addOption(new Option('--n <n>').argParser((v) => parseInt(v, 10)).default(SEED_N))
@@ -121,13 +147,10 @@ export function main(argv: string[]): void {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
-  try {
-    program.parse(argv);
-  } catch (e) {
-    const err = e as { code?: string; message: string; hint?: string };
-    console.error(`dmapool: ${err.message}`);
+  program.parseAsync(argv).catch((e: Error) => {
+    console.error(`dmapool: ${e.message}`);
     process.exit(1);
-  }
+  });
 }
 
 export function machineInfo() {

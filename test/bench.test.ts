@@ -1,0 +1,66 @@
+/** The benchmark's plumbing (not its speed: speed is shown by `npm run bench`, never asserted in tests). */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { dmapoolTest, runOnce } from '../lib/bench';
+import { runScaling, writeScaling } from '../lib/scaling';
+
+const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+
+describe('bench', () => {
+  it('--json prints every workload per strategy and mode with the stable field names', () => {
+    const out = execFileSync(process.execPath, [CLI, 'bench', '--device', 'sim', '--json', '-n', '20000', '--reps', '2',
+      '--warmups', '0', '--linear-reps', '1', '--no-dmapool-test'], { encoding: 'utf8' });
+    const j = JSON.parse(out) as { provider: string; results: Record<string, unknown>[] };
+    assert.equal(j.provider, 'sim');
+    const keys = ['strategy', 'provider', 'workload', 'mode', 'n', 'size', 'median_ms', 'min_ms', 'max_ms', 'runs'];
+    for (const r of j.results) for (const k of keys) assert.ok(k in r, `missing ${k}`);
+    const combos = new Set(j.results.map((r) => `${r.strategy}/${r.workload}/${r.mode}`));
+    for (const s of ['linear', 'rbtree', 'stack', 'radix'])
+      for (const w of ['seed-alloc', 'seed-free', 'free-reverse', 'free-random', 'churn'])
+        for (const m of ['cold', 'warm']) assert.ok(combos.has(`${s}/${w}/${m}`), `${s}/${w}/${m}`);
+    const warm = j.results.find((r) => r.strategy === 'rbtree' && r.workload === 'seed-alloc' && r.mode === 'warm')!;
+    assert.equal(warm.runs, 2);
+    assert.ok((warm.min_ms as number) <= (warm.median_ms as number) && (warm.median_ms as number) <= (warm.max_ms as number));
+  });
+
+  it('provider counters grow with slabs, not with pages or blocks', () => {
+    const r = runOnce('sim', 'rbtree', 'seed-alloc', 100000);
+    const a = r['seed-alloc']!;
+    const slabs = Math.ceil(a.pages / 512);
+    assert.equal(a.counters.slabsMapped, slabs);
+    assert.equal(a.counters.nativeCalls, slabs);
+    assert.equal(r['seed-free']!.counters.slabsUnmapped, slabs);
+  });
+
+  it('linear visits O(pages²) pages over a fill; rbtree O(pages · log pages)', () => {
+    const lin = runOnce('sim', 'linear', 'seed-alloc', 32 * 1000)['seed-alloc']!;
+    const rb = runOnce('sim', 'rbtree', 'seed-alloc', 32 * 1000)['seed-alloc']!;
+    assert.equal(lin.pages, 1000);
+    assert.ok(lin.visits >= (1000 * 999) / 2, `linear visited ${lin.visits}`);
+    assert.ok(rb.visits <= 1000 * 2 * Math.log2(1001), `rbtree visited ${rb.visits}`);
+  });
+
+  it('dmapool_test runs a kernel row (100 × alloc-all/free-all)', () => {
+    assert.ok(dmapoolTest('sim', 'stack', [68, 32, 4096, 256]) > 0);
+  });
+
+  it('scaling writes a CSV and an SVG chart rendered by vega-lite', async () => {
+    const pts = runScaling('sim', ['linear', 'radix'], [1000, 3000], 1);
+    assert.equal(pts.length, 2 * 2 * 2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmapool-scaling-'));
+    try {
+      const f = await writeScaling(pts, dir, 'test');
+      const csv = fs.readFileSync(f.csv, 'utf8').trim().split('\n');
+      assert.equal(csv[0], 'strategy,op,n,ns_per_op');
+      assert.equal(csv.length, 9);
+      const svg = fs.readFileSync(f.svg, 'utf8');
+      assert.match(svg, /^<svg /);
+      for (const s of ['linear', 'radix', 'blocks (n)', 'ns per operation']) assert.ok(svg.includes(s), s);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
