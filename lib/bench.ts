@@ -163,6 +163,8 @@ export interface BenchOptions {
   /** Repetitions for linear (its free loop takes seconds). */
   linearReps: number;
   cold: boolean;
+  /** Fresh processes per cold figure (median reported). */
+  coldReps: number;
   dmapoolTest: boolean;
   n: number;
   /** Called after each run, for progress. */
@@ -212,11 +214,18 @@ export function runBench(o: BenchOptions): BenchResult[] {
     }
     for (const [runKind, outs] of groups) {
       if (o.cold) {
-        const json = execFileSync(process.execPath, [o.cliPath, 'bench-child', '--provider', o.provider,
-          '--strategy', strategy, '--workload', runKind, '--n', String(o.n)], { encoding: 'utf8' });
-        const sample = JSON.parse(json) as Partial<Record<Workload, RunSample>>;
-        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', o.n, [sample[w]!], meta));
-        o.tick?.(`${strategy} ${runKind} cold`);
+        // each cold sample is the first run in its own fresh process; the median of a few tames
+        // page-cache and scheduler noise
+        const cold = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
+        const coldReps = strategy === 'linear' ? Math.min(o.coldReps, o.linearReps) : o.coldReps;
+        for (let i = 0; i < coldReps; i++) {
+          const json = execFileSync(process.execPath, [o.cliPath, 'bench-child', '--provider', o.provider,
+            '--strategy', strategy, '--workload', runKind, '--n', String(o.n)], { encoding: 'utf8' });
+          const sample = JSON.parse(json) as Partial<Record<Workload, RunSample>>;
+          for (const w of outs) cold.get(w)!.push(sample[w]!);
+          o.tick?.(`${strategy} ${runKind} cold`);
+        }
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', o.n, cold.get(w)!, meta));
       }
       for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n); o.tick?.(`${strategy} ${runKind} warm-up`); }
       const samples = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
@@ -252,7 +261,7 @@ export function plannedRuns(o: BenchOptions): number {
   const groups = new Set(o.workloads.map((w) => (w === 'seed-free' ? 'seed-alloc' : w)));
   for (const s of o.strategies) {
     const reps = s === 'linear' ? o.linearReps + 1 : o.reps + o.warmups;
-    total += groups.size * (reps + (o.cold ? 1 : 0));
+    total += groups.size * (reps + (o.cold ? (s === 'linear' ? Math.min(o.coldReps, o.linearReps) : o.coldReps) : 0));
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
   return total;
@@ -277,7 +286,7 @@ export function formatTable(results: BenchResult[]): string {
       : workload === 'free-reverse' ? `free in reverse allocation order + destroy, count = ${rows[0].n}`
       : workload === 'free-random' ? `free in random order + destroy, count = ${rows[0].n}`
       : `churn: ${rows[0].n} random alloc/free at 50% occupancy`;
-    lines.push(`${title} — ${mode}${mode === 'warm' ? ' (median of runs, min–max)' : ' (first run in a fresh process)'}`);
+    lines.push(`${title} — ${mode}${mode === 'warm' ? ' (median of runs after warm-up, min–max)' : ' (median of first runs in fresh processes, min–max)'}`);
     for (const r of rows) {
       const speed = base ? `${(base.median_ms / r.median_ms).toFixed(0).padStart(5)}x` : '';
       const range = r.runs > 1 ? `  [${fmt(r.min_ms)}–${fmt(r.max_ms)}]` : '';

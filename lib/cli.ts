@@ -36,6 +36,7 @@ export function main(argv: string[]): void {
     .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds)', (v) => parseInt(v, 10), 1)
     .option('-n, --count <n>', 'blocks per run', (v) => parseInt(v, 10), SEED_N)
     .option('--no-cold', 'skip the cold (fresh process) figures')
+    .option('--cold-reps <n>', 'fresh processes per cold figure', (v) => parseInt(v, 10), 3)
     .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
     .option('--json', 'print results as JSON (stable field names)')
     .option('--scaling [dir]', 'instead: ns/op vs n (10^3…10^6) per strategy → scaling.csv + scaling.svg in dir (default bench-out)')
@@ -48,6 +49,7 @@ export function main(argv: string[]): void {
       const opts: BenchOptions = {
         provider, strategies: o.strategies as IndexKind[], workloads: o.workloads as Workload[],
         reps: o.reps, warmups: o.warmups, linearReps: Math.min(o.linearReps, o.reps), cold: o.cold,
+        coldReps: Math.max(1, o.coldReps),
         dmapoolTest: o.dmapoolTest, n: o.count, cliPath: __filename,
       };
       const showProgress = !o.json && process.stderr.isTTY;
@@ -127,7 +129,7 @@ export function main(argv: string[]): void {
       bar = new SingleBar({ format: 'scaling [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       bar.start(o.strategies.length * DEFAULT_NS.length, 0, { label: '' });
     }
-    const points = runScaling(provider, o.strategies, DEFAULT_NS, 3, (label) => bar?.increment({ label }));
+    const points = runScaling(provider, o.strategies, DEFAULT_NS, 5, (label) => bar?.increment({ label }));
     bar?.stop();
     const m = machineInfo();
     const files = await writeScaling(points, dir, `dmapool page-index scaling — ${m.cpu}, ${m.nproc} cores, Node ${m.node}`, provider);

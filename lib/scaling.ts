@@ -5,7 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runOnce, STRATEGIES } from './bench';
+import { median, STRATEGIES } from './bench';
+import type { Device } from './device';
+import { openDevice } from './open';
 import type { IndexKind } from './index/page-index';
 
 export interface ScalingPoint {
@@ -17,25 +19,43 @@ export interface ScalingPoint {
 
 export const DEFAULT_NS = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6];
 
+/**
+ * One round: a fresh pool (created untimed), then the timed n × alloc loop and the timed n × free
+ * loop (destroy untimed), so fixed costs (mmap, munmap) do not hide the per-operation curve.
+ */
+function round(dev: Device, strategy: IndexKind, n: number, dma: Float64Array): [number, number] {
+  const pool = dev.createPool('scaling', 128, { index: strategy });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) dma[i] = pool.alloc();
+  const t1 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) pool.free(dma[i]);
+  const t2 = process.hrtime.bigint();
+  pool.destroy();
+  return [Number(t1 - t0) / n, Number(t2 - t1) / n];
+}
+
 export function runScaling(provider: string, strategies: IndexKind[] = STRATEGIES, ns = DEFAULT_NS,
-  reps = 3, tick?: (label: string) => void): ScalingPoint[] {
+  reps = 5, tick?: (label: string) => void): ScalingPoint[] {
   const out: ScalingPoint[] = [];
-  for (const strategy of strategies) {
-    for (const n of ns) {
-      // linear's free loop is O(n · pages): one run is plenty at the large end
-      const r = strategy === 'linear' && n >= 1e5 ? 1 : reps;
-      const warm = strategy === 'linear' ? (n >= 1e5 ? 0 : 1) : n >= 1e5 ? 3 : 8;
-      for (let i = 0; i < warm; i++) runOnce(provider, strategy, 'seed-free', n);
-      const a: number[] = [], f: number[] = [];
-      for (let i = 0; i < r; i++) {
-        const s = runOnce(provider, strategy, 'seed-free', n);
-        a.push(s['seed-alloc']!.ms); f.push(s['seed-free']!.ms);
+  const dev = openDevice(provider);
+  try {
+    for (const strategy of strategies) {
+      for (const n of ns) {
+        const dma = new Float64Array(n);
+        // linear's free loop is O(n · pages): at the large end one round is plenty
+        const slow = strategy === 'linear' && n >= 1e5;
+        const warm = slow ? 0 : Math.max(3, Math.min(30, Math.round(2e5 / n)));
+        const r = slow ? 1 : reps;
+        for (let i = 0; i < warm; i++) round(dev, strategy, n, dma);
+        const a: number[] = [], f: number[] = [];
+        for (let i = 0; i < r; i++) { const [x, y] = round(dev, strategy, n, dma); a.push(x); f.push(y); }
+        out.push({ strategy, op: 'alloc', n, ns_per_op: median(a) });
+        out.push({ strategy, op: 'free', n, ns_per_op: median(f) });
+        tick?.(`${strategy} n=${n}`);
       }
-      const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
-      out.push({ strategy, op: 'alloc', n, ns_per_op: (med(a) * 1e6) / n });
-      out.push({ strategy, op: 'free', n, ns_per_op: (med(f) * 1e6) / n });
-      tick?.(`${strategy} n=${n}`);
     }
+  } finally {
+    dev.close();
   }
   return out;
 }
@@ -51,7 +71,7 @@ export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim
     title: { text: title, subtitle: `ns per operation vs blocks in the pool (log–log); size 128, ${provider} provider` },
     data: { values: points },
     facet: { column: { field: 'op', type: 'nominal', title: null, sort: ['alloc', 'free'],
-      header: { labelExpr: "datum.value == 'alloc' ? 'create + n × alloc' : 'n × free + destroy'", labelFontSize: 13 } } },
+      header: { labelExpr: "datum.value == 'alloc' ? 'n × alloc (fresh pool)' : 'n × free'", labelFontSize: 13 } } },
     spec: {
       width: 360, height: 280,
       mark: { type: 'line', point: true },
