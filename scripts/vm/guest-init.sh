@@ -15,8 +15,9 @@ REPO=$(arg repo)
 mount -t 9p -o trans=virtio,version=9p2000.L,ro hostfs /mnt || { echo "dmapool-guest: 9p hostfs mount failed"; poweroff -f; }
 mount -t 9p -o trans=virtio,version=9p2000.L,rw out /out || { echo "dmapool-guest: 9p out mount failed"; poweroff -f; }
 for d in proc sys dev; do mount --bind /$d /mnt/$d; done
-mount -t tmpfs tmpfs /mnt/tmp
+# Writable scratch on /run (a tmpfs over /mnt/tmp could hide the repo when it lives under /tmp)
 mount -t tmpfs tmpfs /mnt/run
+mkdir -p /mnt/run/tmp
 mount -t tmpfs tmpfs /mnt/dev/shm 2>/dev/null
 mkdir -p /mnt/dev/hugepages 2>/dev/null
 
@@ -30,13 +31,17 @@ echo 64 > /proc/sys/vm/nr_hugepages
 run() { # run NAME ENV... -- COMMAND: chrooted into the host fs, logged to /out/NAME.log
   name=$1; shift
   echo "dmapool-guest: running $name"
-  chroot /mnt /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp CI=true DMAPOOL_EDU=$edu "$@" \
+  chroot /mnt /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/run/tmp TMPDIR=/run/tmp CI=true DMAPOOL_EDU=$edu "$@" \
     > /out/$name.log 2>&1
   echo $? > /out/$name.status
   echo "dmapool-guest: $name exit $(cat /out/$name.status)"
 }
 cd /
-. /mnt$REPO/scripts/vm/guest-$GUEST.sh
+if [ -f /mnt$REPO/scripts/vm/guest-$GUEST.sh ]; then
+  . /mnt$REPO/scripts/vm/guest-$GUEST.sh
+else
+  echo "dmapool-guest: /mnt$REPO/scripts/vm/guest-$GUEST.sh not found"
+fi
 sync
 echo "dmapool-guest: done after $(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
