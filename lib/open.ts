@@ -4,7 +4,8 @@ import { DmaPoolError } from './errors';
 import { SimOptions, SimProvider } from './providers/sim';
 import { UDmaBufProvider } from './providers/u-dma-buf';
 import { udmabufAvailable, UdmabufProvider } from './providers/udmabuf';
-import { PhysicalOptions, UioProvider } from './providers/uio';
+import { PhysicalOptions } from './providers/physical';
+import { UioProvider } from './providers/uio';
 import { VfioProvider } from './providers/vfio';
 import { HOST } from './sysfs';
 

@@ -6,11 +6,11 @@
  */
 import { DmaPoolError } from '../errors';
 import { native } from '../native';
-import { MappedSlab, Slab, SlabProvider } from '../provider';
+import { MappedSlab, Slab } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
 import * as u from '../vfio/uapi';
 import { HUGE_2M, translate } from './pagemap';
-import { PhysicalOptions, useHugepages } from './uio';
+import { PhysicalOptions, PhysicalProvider } from './physical';
 
 interface UdmabufSlab { memfd: number; dmabuf: number }
 
@@ -18,13 +18,11 @@ export function udmabufAvailable(sys: SysRoot = HOST): boolean {
   return sys.exists('/dev/udmabuf');
 }
 
-export class UdmabufProvider extends SlabProvider {
+export class UdmabufProvider extends PhysicalProvider {
   readonly kind = 'udmabuf' as const;
   readonly deviceVisible = true;
   readonly description: string;
   private readonly devFd: number;
-  private huge: boolean;
-  private readonly sys: SysRoot;
   /** True when huge pages were free but this kernel's udmabuf rejected a huge-page memfd. */
   hugeUnsupported = false;
 
@@ -44,15 +42,12 @@ export class UdmabufProvider extends SlabProvider {
   syncSupported = true;
 
   constructor(opts: PhysicalOptions = {}) {
-    const sys = opts.sys ?? HOST;
-    const huge = useHugepages(opts.hugepages, sys);
-    super(native().pageSize, { slabSize: huge ? HUGE_2M : opts.slabSize ?? HUGE_2M });
-    this.sys = sys;
-    this.huge = huge;
+    super(opts);
+    const sys = this.sys;
     const n = native();
     this.devFd = n.open(sys.path('/dev/udmabuf'), n.constants.O_RDWR,
       'needs CONFIG_UDMABUF (modprobe udmabuf) and access to /dev/udmabuf (root, or a udev rule)');
-    if (huge && opts.hugepages === undefined && !this.hugeMemfdWorks()) {
+    if (this.huge && opts.hugepages === undefined && !this.hugeMemfdWorks()) {
       // udmabuf accepts huge-page memfds only on newer kernels (Linux 6.1 wants shmem): use 4 KiB pages
       this.huge = false;
       this.hugeUnsupported = true;
@@ -62,14 +57,10 @@ export class UdmabufProvider extends SlabProvider {
       (this.hugeUnsupported ? ' — this kernel\'s udmabuf rejects huge-page memfds' : '');
   }
 
-  override get maxContiguous(): number {
-    return this.huge ? HUGE_2M : this.pageSize;
-  }
-
   protected override contiguityHint(): string {
     return this.hugeUnsupported
       ? 'this kernel\'s udmabuf takes only 4 KiB shmem pages: use vfio: or uio: with huge pages for larger allocations'
-      : 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+      : super.contiguityHint();
   }
 
   protected mapSlab(size: number, _align: number): MappedSlab {

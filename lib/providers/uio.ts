@@ -7,17 +7,12 @@
 import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { normalizeBdf, pciInfo } from '../pci';
-import { MappedSlab, Slab, SlabProvider, SlabProviderOptions } from '../provider';
-import { HOST, SysRoot } from '../sysfs';
+import { MappedSlab, Slab } from '../provider';
+import { SysRoot } from '../sysfs';
 import { SysfsPciDevice } from '../vfio/sysfs-pci';
 import { checkMemlock } from './memlock';
-import { freeHugepages, HUGE_2M, translate } from './pagemap';
-
-export interface PhysicalOptions extends SlabProviderOptions {
-  sys?: SysRoot;
-  /** Use huge pages: true = require, false = never, undefined = when free ones exist. */
-  hugepages?: boolean;
-}
+import { HUGE_2M, translate } from './pagemap';
+import { PhysicalOptions, PhysicalProvider } from './physical';
 
 /** Checks that a device's DMA is not translated by an IOMMU (else physical addresses are wrong for it). */
 export function checkUntranslated(bdf: string, sys: SysRoot): void {
@@ -30,42 +25,22 @@ export function checkUntranslated(bdf: string, sys: SysRoot): void {
       `use vfio:${bdf} instead, or boot with iommu=pt so the device is identity-mapped`);
 }
 
-export function useHugepages(want: boolean | undefined, sys: SysRoot): boolean {
-  const free = freeHugepages(sys);
-  if (want === true && free === 0)
-    throw new DmaPoolError('ENOMEM', 'huge pages requested but none are free', 'echo 64 > /proc/sys/vm/nr_hugepages');
-  return want ?? free > 0;
-}
-
-export class UioProvider extends SlabProvider {
+export class UioProvider extends PhysicalProvider {
   readonly kind = 'uio' as const;
   readonly deviceVisible = true;
   readonly description: string;
   readonly pciDevice: SysfsPciDevice;
-  private readonly huge: boolean;
-  private readonly sys: SysRoot;
   private pinned = 0;
 
   constructor(bdf: string, opts: PhysicalOptions = {}) {
-    const sys = opts.sys ?? HOST;
-    const huge = useHugepages(opts.hugepages, sys);
-    super(native().pageSize, { slabSize: huge ? HUGE_2M : opts.slabSize ?? HUGE_2M });
-    this.sys = sys;
-    this.huge = huge;
+    super(opts);
+    const sys = this.sys;
     const b = normalizeBdf(bdf);
     checkUntranslated(b, sys);
     const drv = pciInfo(b, sys).driver;
     this.pciDevice = new SysfsPciDevice(b, sys);
     this.description = `uio: ${b} (driver ${drv ?? 'none'}), physical addresses via pagemap, ` +
-      (huge ? '2 MiB huge pages' : 'mlocked 4 KiB pages (allocations up to 4 KiB)');
-  }
-
-  override get maxContiguous(): number {
-    return this.huge ? HUGE_2M : this.pageSize;
-  }
-
-  protected override contiguityHint(): string {
-    return 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+      (this.huge ? '2 MiB huge pages' : 'mlocked 4 KiB pages (allocations up to 4 KiB)');
   }
 
   protected mapSlab(size: number, align: number): MappedSlab {
