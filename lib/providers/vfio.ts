@@ -15,8 +15,6 @@ export interface VfioProviderOptions extends SlabProviderOptions {
   iovaFloor?: number;
 }
 
-interface VfioSlab { address: bigint }
-
 export class VfioProvider extends SlabProvider {
   readonly kind = 'vfio' as const;
   readonly deviceVisible = true;
@@ -57,8 +55,7 @@ export class VfioProvider extends SlabProvider {
     }
     this.counters.iommuMaps++;
     this.pinned += size;
-    const priv: VfioSlab = { address: mem.address };
-    return { buffer: mem.buffer, dma: iova, priv };
+    return { buffer: mem.buffer, dma: iova };
   }
 
   protected unmapSlab(slab: Slab): void {
