@@ -35,10 +35,6 @@ export interface NativeError extends Error {
   hint?: string;
 }
 
-export function isNativeError(e: unknown): e is NativeError {
-  return e instanceof Error && typeof (e as NativeError).syscall === 'string';
-}
-
 export function hex(n: number): string {
   return '0x' + n.toString(16);
 }

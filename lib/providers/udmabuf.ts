@@ -4,7 +4,6 @@
  * pages, so their physical addresses (from pagemap) stay valid. DMA_BUF_IOCTL_SYNC brackets CPU
  * access (a no-op on cache-coherent x86, required elsewhere).
  */
-import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { MappedSlab, Slab } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
@@ -137,9 +136,4 @@ export class UdmabufProvider extends PhysicalProvider {
   protected override closeProvider(): void {
     native().close(this.devFd);
   }
-}
-
-export function udmabufMissingError(): DmaPoolError {
-  return new DmaPoolError('ENODEV', '/dev/udmabuf is missing',
-    'load the module (modprobe udmabuf) on a kernel with CONFIG_UDMABUF; Debian 12 stock kernels lack it');
 }
