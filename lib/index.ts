@@ -5,7 +5,8 @@ export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDu
 export type { PoolOptions, PoolStats, DebugReport } from './pool';
 export type { IndexKind } from './index/page-index';
 export { DmaPoolError } from './errors';
-export type { DmaPoolErrorCode, NativeError } from './errors';
+export { isDmaPoolError } from './errors';
+export type { DmaPoolErrorCode, DmaPoolErrorDetails } from './errors';
 export { poolGeometry, layoutBlocks } from './layout';
 export type { PoolGeometry, LayoutOptions } from './layout';
 export { RbTree } from './rbtree';
