@@ -1,10 +1,21 @@
-/** Loads the native shim (node-gyp or cmake-js build) and types its surface. */
+/**
+ * Loads the native shim (node-gyp or cmake-js build), hands it the library's error class and
+ * types its surface. Every export validates its own arguments (a bad one is a DmaPoolError
+ * EINVAL, never a crash) and accepts only the mappings and file descriptors the shim itself made.
+ */
 import bindings = require('bindings');
+import { DmaPoolError } from './errors';
 
-export interface MappedMemory {
+/** A mapping the shim made: `id` names it in every later call. */
+export interface Mapping {
+  id: number;
+  /** The whole mapping as an ArrayBuffer (absent for read-only mappings). Internal use only. */
   buffer: ArrayBuffer;
-  /** CPU virtual address of buffer[0]. */
+  /** CPU virtual address of byte 0. */
   address: bigint;
+}
+
+export interface MappedMemory extends Mapping {
   hugetlb: boolean;
   locked: boolean;
 }
@@ -18,51 +29,90 @@ export interface MapOptions {
 }
 
 export interface NativeConstants {
-  O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_SYNC: number;
-  PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; MAP_PRIVATE: number;
-  MAP_POPULATE: number; MAP_HUGETLB: number;
+  O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_SYNC: number; O_NONBLOCK: number;
+  PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; MAP_PRIVATE: number; MAP_POPULATE: number;
   MFD_CLOEXEC: number; MFD_ALLOW_SEALING: number; MFD_HUGETLB: number;
-  F_ADD_SEALS: number; F_GET_SEALS: number; F_SEAL_SHRINK: number; F_SEAL_GROW: number; F_SEAL_SEAL: number;
+  F_SEAL_SHRINK: number; F_SEAL_GROW: number; F_SEAL_SEAL: number; F_SEAL_WRITE: number;
 }
+
+/** What releaseBuffer found: detached now; moved away by JS and still reachable; already gone. */
+export type ReleaseResult = 'detached' | 'escaped' | 'gone';
 
 export interface NativeAddon {
   pageSize: number;
+  hugePageSize: number;
   constants: NativeConstants;
-  /** open(2) with O_CLOEXEC added. */
-  open(path: string, flags: number, hint?: string): number;
-  close(fd: number): void;
-  /** ioctl(2) with a pointer to `arg`'s bytes, or an integer argument. Returns ioctl's result. */
-  ioctl(fd: number, request: number, arg: Uint8Array | number, name: string, hint?: string): number;
-  pread(fd: number, buf: Uint8Array, offset: number, name?: string, hint?: string): number;
-  pwrite(fd: number, buf: Uint8Array, offset: number, name?: string, hint?: string): number;
+  setErrorClass(cls: typeof DmaPoolError): void;
+
+  // ---- memory ----
+  /** Anonymous memory, `align`-aligned, MADV_DONTFORK. */
+  mapAnonymous(size: number, align: number, opts: MapOptions): MappedMemory;
+  /**
+   * mmap of a descriptor the shim opened. Regular files must cover the range and be sealed
+   * against shrinking (or live on sysfs). Read-only mappings come without `buffer`.
+   */
   mmapFd(fd: number, size: number, offset: number, prot: number, flags: number, name?: string, hint?: string):
-    { buffer: ArrayBuffer; address: bigint };
+    { id: number; buffer?: ArrayBuffer; address: bigint };
+  /** A new ArrayBuffer over exactly [offset, offset + length) of a writable mapping. */
+  subBuffer(mapping: number, offset: number, length: number): { view: number; buffer: ArrayBuffer };
+  /** Detaches a subBuffer; 'escaped' when JS had moved its memory to an ArrayBuffer we cannot reach. */
+  releaseBuffer(view: number): ReleaseResult;
+  /** True while an escaped view's memory is still reachable from JS (until the GC collects it). */
+  bufferPending(view: number): boolean;
+  /**
+   * Detaches every ArrayBuffer over the mapping and unmaps it (escaped ones keep an inert
+   * anonymous range until collected). False when already unmapped. EBUSY while DMA-mapped.
+   */
+  unmap(mapping: number): boolean;
+  mappingInfo(mapping: number): { address: bigint; length: number; writable: boolean; views: number; held: boolean } | undefined;
+  /** One fenced volatile access of `width` bytes at mapping[offset] (bounds-checked). */
+  mmioRead(mapping: number, offset: number, width: 1 | 2 | 4 | 8): bigint;
+  mmioWrite(mapping: number, offset: number, value: bigint | number, width: 1 | 2 | 4 | 8): void;
+
+  // ---- descriptors ----
+  /** open(2) with O_CLOEXEC added; flags: an access mode, optionally O_SYNC / O_NONBLOCK. */
+  open(path: string, flags: number, hint?: string): number;
+  /** Closes a descriptor the shim opened (EBADF for any other number). */
+  close(fd: number): void;
+  /** ioctl(2) for the requests the shim passes through (no user pointers inside their arguments). */
+  ioctl(fd: number, request: number, arg: ArrayBufferView | number | undefined, name?: string, hint?: string): number;
+  pread(fd: number, buf: ArrayBufferView, offset: number, name?: string, hint?: string): number;
+  pwrite(fd: number, buf: ArrayBufferView, offset: number, name?: string, hint?: string): number;
   memfdCreate(name: string, flags: number, hint?: string): number;
   ftruncate(fd: number, size: number): void;
-  fcntl(fd: number, cmd: number, arg: number, name?: string): number;
+  addSeals(fd: number, seals: number): void;
+  getSeals(fd: number): number;
   getrlimitMemlock(): { soft: number; hard: number };
-  /** One volatile access of `width` bytes at buffer[offset], fenced. */
-  mmioRead(buffer: ArrayBuffer, offset: number, width: 1 | 2 | 4 | 8): bigint;
-  mmioWrite(buffer: ArrayBuffer, offset: number, value: bigint, width: 1 | 2 | 4 | 8): void;
-  mapAnonymous(size: number, align: number, opts: MapOptions): MappedMemory;
-  /** Detaches every view of `buffer`, then munmaps it. False when already unmapped. */
-  unmap(buffer: ArrayBuffer): boolean;
-  addressOf(buffer: ArrayBuffer): bigint;
+  vfioGroupGetDeviceFd(groupFd: number, bdf: string, hint?: string): number;
+  udmabufCreate(devFd: number, memfd: number, offset: number, size: number, hint?: string): number;
+  /** VFIO_IOMMU_MAP_DMA of part of an anonymous mapping the shim made (read + write). */
+  vfioMapDma(containerFd: number, mapping: number, offset: number, size: number, iova: number, hint?: string): void;
+  vfioUnmapDma(containerFd: number, iova: number, size: number): number;
 }
 
 let addon: NativeAddon | undefined;
+
+/** Path of the addon that native() loads (for tests that exercise it in child processes). */
+export function addonPath(): string {
+  const explicit = process.env.DMAPOOL_ADDON;
+  if (explicit) return explicit;
+  return bindings({ bindings: 'dmapool.node', path: true, try: TRY } as never) as unknown as string;
+}
+
+const TRY = [
+  ['module_root', 'build', 'Release', 'bindings'],
+  ['module_root', 'build-cmake', 'Release', 'bindings'],
+  ['module_root', 'build-cmake', 'bindings'],
+  ['module_root', 'build', 'Debug', 'bindings'],
+];
 
 export function native(): NativeAddon {
   if (!addon) {
     // DMAPOOL_ADDON names a specific build (CI uses it to test the cmake-js build).
     const explicit = process.env.DMAPOOL_ADDON;
-    if (explicit) return (addon = require(explicit) as NativeAddon);
-    addon = bindings({ bindings: 'dmapool.node', try: [
-      ['module_root', 'build', 'Release', 'bindings'],
-      ['module_root', 'build-cmake', 'Release', 'bindings'],
-      ['module_root', 'build-cmake', 'bindings'],
-      ['module_root', 'build', 'Debug', 'bindings'],
-    ] }) as NativeAddon;
+    const a = (explicit ? require(explicit) : bindings({ bindings: 'dmapool.node', try: TRY })) as NativeAddon;
+    a.setErrorClass(DmaPoolError);
+    addon = a;
   }
   return addon;
 }

@@ -6,6 +6,7 @@
  * in absolute DMA addresses.
  */
 import { DmaPoolError, hex } from './errors';
+import { native } from './native';
 
 export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
 
@@ -16,6 +17,9 @@ export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
  */
 export interface Slab {
   id: number;
+  /** The native mapping behind the slab (unmap, subBuffer, DMA map calls name it). */
+  mapping: number;
+  /** The whole slab; internal to the library, never handed to users (views are per page). */
   buffer: ArrayBuffer;
   /** DMA address of byte 0. */
   dma: number;
@@ -30,6 +34,7 @@ export interface Slab {
 
 /** What mapSlab returns. Omit `unit`/`unitDma` for a slab that is DMA-contiguous as a whole. */
 export interface MappedSlab {
+  mapping: number;
   buffer: ArrayBuffer;
   dma: number;
   unit?: number;
@@ -73,6 +78,13 @@ export interface SlabProviderOptions {
 
 const DEFAULT_SLAB = 2 << 20;
 
+/** A user-visible ArrayBuffer over part of one chunk, made by exposeChunk(). */
+export interface ChunkView {
+  /** The native view id (release it with releaseViews, or it dies with its slab). */
+  view: number;
+  buffer: ArrayBuffer;
+}
+
 export function nextPow2(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
@@ -98,12 +110,20 @@ export abstract class SlabProvider implements ProviderInfo {
   private released = new Map<number, Chunk[]>();
   /** Per footprint: the slab being carved and the next free offset in it. */
   private bump = new Map<number, { slab: Slab; next: number }>();
+  /** Chunks handed out and not yet returned (identity: a copy or a stale chunk is foreign). */
+  private readonly live = new Set<Chunk>();
+  /**
+   * Chunks returned while an ArrayBuffer over them that JS moved away (a transfer) may still be
+   * reachable: kept out of reuse until the GC collects it (see reclaim()).
+   */
+  private quarantine: { chunk: Chunk; views: number[] }[] = [];
   private closed = false;
 
   constructor(pageSize: number, opts: SlabProviderOptions = {}) {
     this.pageSize = pageSize;
     const slabSize = opts.slabSize ?? DEFAULT_SLAB;
-    if (slabSize < pageSize || (slabSize & (slabSize - 1)) !== 0)
+    if (typeof slabSize !== 'number' || !Number.isInteger(slabSize) || slabSize < pageSize || slabSize > 2 ** 40 ||
+        !Number.isInteger(Math.log2(slabSize)))
       throw new DmaPoolError('EINVAL', `slabSize must be a power of two >= ${pageSize}, got ${slabSize}`);
     this.slabSize = slabSize;
   }
@@ -128,6 +148,9 @@ export abstract class SlabProvider implements ProviderInfo {
   /** dma_alloc_coherent(): a zero-filled chunk of at least `bytes`, naturally aligned. */
   allocChunk(bytes: number): Chunk {
     if (this.closed) throw new DmaPoolError('EBADF', `${this.kind} provider is closed`);
+    if (!Number.isSafeInteger(bytes) || bytes <= 0)
+      throw new DmaPoolError('EINVAL', `chunk size must be a positive integer, got ${bytes}`);
+    if (this.quarantine.length) this.reclaim();
     const footprint = nextPow2(Math.max(bytes, this.pageSize));
     if (footprint > this.maxContiguous)
       throw new DmaPoolError('EINVAL',
@@ -151,7 +174,25 @@ export abstract class SlabProvider implements ProviderInfo {
       b.next += footprint; // fresh slab memory is already zero
     }
     chunk.slab.live++;
+    this.live.add(chunk);
     return chunk;
+  }
+
+  /** A user-visible ArrayBuffer over exactly [offset, offset + length) of a live chunk. */
+  exposeChunk(chunk: Chunk, offset: number, length: number): ChunkView {
+    if (!this.live.has(chunk)) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
+    if (!(offset >= 0 && length > 0 && offset + length <= chunk.footprint))
+      throw new DmaPoolError('EINVAL', `range [${offset}, ${offset + length}) is outside the ${chunk.footprint}-byte chunk`);
+    return native().subBuffer(chunk.slab.mapping, chunk.offset + offset, length);
+  }
+
+  /**
+   * Detaches views made by exposeChunk. Returns the ids of those JS had moved away (still
+   * reachable until collected): their chunk must be returned through freeChunks' `escaped`.
+   */
+  releaseViews(views: readonly number[]): number[] {
+    const n = native();
+    return views.filter((v) => n.releaseBuffer(v) === 'escaped');
   }
 
   /** dma_free_coherent(): returns a chunk; the slab is unmapped when its last chunk returns. */
@@ -159,11 +200,50 @@ export abstract class SlabProvider implements ProviderInfo {
     this.freeChunks([chunk]);
   }
 
-  /** Returns many chunks at once (a pool's pages at destroy); emptied slabs are unmapped. */
-  freeChunks(chunks: readonly Chunk[]): void {
-    for (const c of chunks)
-      if (!this.slabs.has(c.slab.id) || c.slab.live <= 0)
-        throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(c.dma)} is not live in this provider`);
+  /**
+   * Returns many chunks at once (a pool's pages at destroy); emptied slabs are unmapped. All or
+   * nothing: a chunk that is not live (a double or foreign free) is EINVAL and nothing changes.
+   * `escaped` lists, per chunk, views JS moved away: such a chunk is quarantined (kept out of
+   * reuse, its slab mapped) until every one of them is collected.
+   */
+  freeChunks(chunks: readonly Chunk[], escaped?: ReadonlyMap<Chunk, readonly number[]>): void {
+    const seen = new Set<Chunk>();
+    for (const c of chunks) {
+      if (!this.live.has(c) || seen.has(c))
+        throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(Number(c?.dma))} is not live in this provider (double or foreign free)`);
+      seen.add(c);
+    }
+    const now: Chunk[] = [];
+    for (const c of chunks) {
+      this.live.delete(c);
+      const views = escaped?.get(c);
+      if (views && views.length) this.quarantine.push({ chunk: c, views: [...views] });
+      else now.push(c);
+    }
+    this.release(now);
+  }
+
+  /** Returns quarantined chunks whose escaped views have all been collected. */
+  reclaim(): number {
+    if (!this.quarantine.length) return 0;
+    const n = native();
+    const ready: Chunk[] = [];
+    this.quarantine = this.quarantine.filter((q) => {
+      q.views = q.views.filter((v) => n.bufferPending(v));
+      if (q.views.length) return true;
+      ready.push(q.chunk);
+      return false;
+    });
+    this.release(ready);
+    return ready.length;
+  }
+
+  /** Chunks kept out of reuse because JS moved a view of them away. */
+  get quarantined(): number {
+    return this.quarantine.length;
+  }
+
+  private release(chunks: readonly Chunk[]): void {
     const emptied = new Set<Slab>();
     for (const c of chunks) {
       if (--c.slab.live === 0) emptied.add(c.slab);
@@ -196,7 +276,7 @@ export abstract class SlabProvider implements ProviderInfo {
   private newSlab(size: number, align: number): Slab {
     const m = this.mapSlab(size, align);
     const slab: Slab = {
-      id: this.nextSlabId++, buffer: m.buffer, dma: m.dma, size, live: 0,
+      id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0,
       unit: m.unit ?? size, ...(m.unitDma ? { unitDma: m.unitDma } : {}), ...(m.priv !== undefined ? { priv: m.priv } : {}),
     };
     this.slabs.set(slab.id, slab);
@@ -228,6 +308,8 @@ export abstract class SlabProvider implements ProviderInfo {
     this.slabs.clear();
     this.released.clear();
     this.bump.clear();
+    this.live.clear();
+    this.quarantine = [];
     this.closed = true;
     this.closeProvider();
   }

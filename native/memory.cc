@@ -1,77 +1,95 @@
-// Anonymous memory for DMA slabs: aligned mmap, optional hugetlb / THP,
-// bulk population and mlock, exposed to JS as an external ArrayBuffer.
-// Unmapping detaches the ArrayBuffer first so no JS view can outlive the mapping.
+// Memory the shim maps (anonymous DMA slabs, file and BAR mappings), the ArrayBuffers it hands
+// out over them, and fenced MMIO accesses. Every mapping gets MADV_DONTFORK (a child must never
+// share DMA pages copy-on-write: the parent's next write would move its page away from the
+// address the device was given). Unmapping detaches every ArrayBuffer the shim made over the
+// range; when JavaScript moved one of them away (a transfer detaches our handle and hands the
+// memory to a new ArrayBuffer we cannot reach), the range is replaced by inert anonymous memory
+// and kept reserved until that ArrayBuffer is collected, so it can never reach memory that was
+// reused for something else.
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 
-#include "errors.h"
-#include "memory.h"
+#include "shim.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+#ifndef SYSFS_MAGIC
+#define SYSFS_MAGIC 0x62656572
+#endif
 
 namespace dmapool {
 
-static void NoFinalize(Napi::Env, void*) {
-  // Mappings are released explicitly (unmap); a collected view must never
-  // free memory a device may still be writing to.
-}
+static constexpr int64_t kMaxMap = int64_t(1) << 46;  // 64 TiB: beyond any sane slab or BAR
+static constexpr int64_t kMaxSafe = (int64_t(1) << 53) - 1;
 
-Napi::ArrayBuffer ExternalBuffer(Napi::Env env, void* addr, size_t len) {
-  return Napi::ArrayBuffer::New(env, addr, len, NoFinalize);
-}
-
-// Fault in every page of [p, p+len) for writing, in one call when the kernel
-// supports MADV_POPULATE_WRITE (5.14+), else by touching one byte per page.
-static void Populate(uint8_t* p, size_t len) {
+// Fault in every page of [p, p+len) for writing, in one call where the kernel supports
+// MADV_POPULATE_WRITE (5.14+), else by touching one byte per page.
+static void Populate(uint8_t* p, size_t len, size_t pg) {
   if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return;
-  const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
   for (size_t off = 0; off < len; off += pg) ((volatile uint8_t*)p)[off] = 0;
 }
 
-// mapAnonymous(size, align, { hugetlb, thp, populate, lock })
-//   lock: 0 = no, 1 = try (report whether it worked), 2 = required (throw)
-// -> { buffer, address (BigInt), hugetlb, locked }
-Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
+static Napi::Object Result(Napi::Env env, uint32_t id, uint8_t* addr, Napi::ArrayBuffer* whole) {
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("id", id);
+  if (whole) r.Set("buffer", *whole);
+  r.Set("address", Napi::BigInt::New(env, (uint64_t)(uintptr_t)addr));
+  return r;
+}
+
+// mapAnonymous(size, align, { hugetlb, thp, populate, lock }) -> { id, buffer, address, hugetlb, locked }
+//   lock: 0 = no, 1 = try (see `locked`), 2 = required (throws)
+static Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
+  Args a{info, "mapAnonymous"};
   Napi::Env env = info.Env();
-  const size_t size = (size_t)info[0].As<Napi::Number>().Int64Value();
-  size_t align = (size_t)info[1].As<Napi::Number>().Int64Value();
-  Napi::Object o = info[2].As<Napi::Object>();
-  const bool hugetlb = o.Get("hugetlb").ToBoolean();
-  const bool thp = o.Get("thp").ToBoolean();
-  const bool populate = o.Get("populate").ToBoolean();
-  const int lock = o.Get("lock").ToNumber().Int32Value();
-  const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-  if (size == 0 || size % pg != 0)
-    throw ErrnoError(env, EINVAL, "mmap", "", "slab size must be a positive multiple of the page size");
+  State& st = GetState(env);
+  const size_t pg = st.pageSize;
+  const size_t size = (size_t)a.Int(0, "size", 1, kMaxMap);
+  size_t align = (size_t)a.Int(1, "align", 0, int64_t(1) << 30);
+  Napi::Object o = a.Obj(2, "options");
+  const bool hugetlb = a.OptBool(o, "hugetlb");
+  const bool thp = a.OptBool(o, "thp");
+  const bool populate = a.OptBool(o, "populate");
+  int lock = 0;
+  if (!o.Get("lock").IsUndefined()) {
+    Napi::Value l = o.Get("lock");
+    if (!l.IsNumber() || (l.As<Napi::Number>().DoubleValue() != 0 && l.As<Napi::Number>().DoubleValue() != 1 &&
+                          l.As<Napi::Number>().DoubleValue() != 2))
+      ThrowArg(env, a.fn, "option lock must be 0, 1 or 2");
+    lock = (int)l.As<Napi::Number>().DoubleValue();
+  }
+  if (size % pg != 0) ThrowErrno(env, EINVAL, "mmap", "", "slab size must be a positive multiple of the page size");
   if (align < pg) align = pg;
-  if ((align & (align - 1)) != 0)
-    throw ErrnoError(env, EINVAL, "mmap", "", "slab alignment must be a power of two");
+  if ((align & (align - 1)) != 0) ThrowErrno(env, EINVAL, "mmap", "", "slab alignment must be a power of two");
 
   uint8_t* p;
   if (hugetlb) {
-    // hugetlb mappings are naturally aligned to the huge page size (2 MiB).
+    if (size % st.hugePageSize != 0)
+      ThrowErrno(env, EINVAL, "mmap", "MAP_HUGETLB", "a huge-page slab must be a multiple of the huge page size");
+    // hugetlb mappings are naturally aligned to the huge page size.
     void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (populate ? MAP_POPULATE : 0), -1, 0);
     if (m == MAP_FAILED)
-      throw ErrnoError(env, errno, "mmap", "MAP_HUGETLB",
-                       "reserve huge pages: echo N > /proc/sys/vm/nr_hugepages");
+      ThrowErrno(env, errno, "mmap", "MAP_HUGETLB", "reserve huge pages: echo N > /proc/sys/vm/nr_hugepages");
     p = (uint8_t*)m;
     if (((uintptr_t)p & (align - 1)) != 0) {
       munmap(p, size);
-      throw ErrnoError(env, EINVAL, "mmap", "MAP_HUGETLB",
-                       "requested alignment exceeds the huge page size");
+      ThrowErrno(env, EINVAL, "mmap", "MAP_HUGETLB", "requested alignment exceeds the huge page size");
     }
   } else {
-    // Over-map by `align` and trim both ends to get an aligned region.
+    // Over-map by `align` and trim both ends to get an aligned region (size, align ≤ 2^46).
     const size_t span = size + align;
     void* m = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw ErrnoError(env, errno, "mmap", "", "");
+    if (m == MAP_FAILED) ThrowErrno(env, errno, "mmap", "", "");
     uintptr_t base = (uintptr_t)m;
     uintptr_t aligned = (base + align - 1) & ~(uintptr_t)(align - 1);
     if (aligned > base) munmap(m, aligned - base);
@@ -79,58 +97,255 @@ Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
     if (mend > end) munmap((void*)end, mend - end);
     p = (uint8_t*)aligned;
     if (thp) madvise(p, size, MADV_HUGEPAGE);  // advisory; failure is harmless
-    // Never let fork() share DMA pages copy-on-write with a child.
-    madvise(p, size, MADV_DONTFORK);
+  }
+  if (madvise(p, size, MADV_DONTFORK) != 0) {
+    int err = errno;
+    munmap(p, size);
+    ThrowErrno(env, err, "madvise", "MADV_DONTFORK", "");
   }
 
   bool locked = false;
   if (lock > 0) {
     if (mlock(p, size) == 0) {
       locked = true;  // mlock also populates
-    } else {
+    } else if (lock > 1) {
       int err = errno;
-      if (lock > 1) {
-        munmap(p, size);
-        throw ErrnoError(env, err, "mlock", "", "");
-      }
+      munmap(p, size);
+      ThrowErrno(env, err, "mlock", "", "");
     }
   }
-  if (populate && !locked && !hugetlb) Populate(p, size);
+  if (populate && !locked && !hugetlb) Populate(p, size, pg);
 
-  Napi::Object r = Napi::Object::New(env);
-  r.Set("buffer", ExternalBuffer(env, p, size));
-  r.Set("address", Napi::BigInt::New(env, (uint64_t)(uintptr_t)p));
-  r.Set("hugetlb", Napi::Boolean::New(env, hugetlb));
-  r.Set("locked", Napi::Boolean::New(env, locked));
+  Napi::ArrayBuffer whole;
+  uint32_t id = AddMapping(env, p, size, true, true, &whole);
+  Napi::Object r = Result(env, id, p, &whole);
+  r.Set("hugetlb", hugetlb);
+  r.Set("locked", locked);
   return r;
 }
 
-// unmap(buffer): detach every JS view of the buffer, then munmap it.
-// Returns false (and does nothing) when the buffer was already unmapped.
-Napi::Value Unmap(const Napi::CallbackInfo& info) {
+// mmapFd(fd, size, offset, prot, flags, [name], [hint]) -> { id, buffer?, address }
+// A regular file must cover the range and be unable to shrink under the mapping (a sealed
+// memfd, or a sysfs file such as a PCI resource): touching a page past EOF is SIGBUS. A
+// read-only mapping comes back without an ArrayBuffer (JS ArrayBuffers are always writable);
+// read it with mmioRead.
+static Napi::Value MmapFd(const Napi::CallbackInfo& info) {
+  Args a{info, "mmapFd"};
   Napi::Env env = info.Env();
-  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  if (ab.IsDetached()) return Napi::Boolean::New(env, false);
-  void* p = ab.Data();
-  size_t len = ab.ByteLength();
+  State& st = GetState(env);
+  int fd = a.Fd(0);
+  const size_t size = (size_t)a.Int(1, "size", 1, kMaxMap);
+  const int64_t off = a.Int(2, "offset", 0, kMaxSafe);
+  const int prot = (int)a.Int(3, "prot", 0, 0xff);
+  const int flags = (int)a.Int(4, "flags", 0, INT32_MAX);
+  std::string name = a.OptStr(5, "name"), hint = a.OptStr(6, "hint");
+  if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) ThrowArg(env, a.fn, "prot must be PROT_READ or PROT_READ|PROT_WRITE");
+  const int type = flags & (MAP_SHARED | MAP_PRIVATE);
+  if ((type != MAP_SHARED && type != MAP_PRIVATE) || (flags & ~(MAP_SHARED | MAP_PRIVATE | MAP_POPULATE)) != 0)
+    ThrowArg(env, a.fn, "flags must be MAP_SHARED or MAP_PRIVATE, optionally with MAP_POPULATE");
+  if ((uint64_t)off % st.pageSize != 0) ThrowArg(env, a.fn, "offset must be a multiple of the page size");
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) ThrowErrno(env, errno, "fstat", name, "");
+  if (S_ISREG(sb.st_mode)) {
+    if (sb.st_size < 0 || (uint64_t)off > (uint64_t)sb.st_size || size > (uint64_t)sb.st_size - (uint64_t)off)
+      ThrowErrno(env, EINVAL, "mmap", name, "", "mmap " + name + ": the range is beyond the end of the file");
+    struct statfs fs;
+    bool sysfs = fstatfs(fd, &fs) == 0 && (unsigned long)fs.f_type == SYSFS_MAGIC;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (!sysfs && (seals < 0 || !(seals & F_SEAL_SHRINK)))
+      ThrowErrno(env, EINVAL, "mmap", name, "map only memfds sealed with F_SEAL_SHRINK, device nodes or sysfs files",
+                 "mmap " + name + ": a regular file that can shrink under the mapping (SIGBUS on access)");
+  } else if (!S_ISCHR(sb.st_mode)) {
+    // anon-inode fds (a VFIO device) report neither: the kernel checks their ranges itself
+    if (S_ISDIR(sb.st_mode) || S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))
+      ThrowErrno(env, ENODEV, "mmap", name, "", "mmap " + name + ": not a mappable file");
+  }
+  void* p = mmap(nullptr, size, prot, flags, fd, (off_t)off);
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap", name, hint);
+  madvise(p, size, MADV_DONTFORK);  // refused for VM_IO (BARs), which fork does not copy anyway
+  const bool writable = (prot & PROT_WRITE) != 0;
+  Napi::ArrayBuffer whole;
+  uint32_t id = AddMapping(env, (uint8_t*)p, size, writable, false, writable ? &whole : nullptr);
+  return Result(env, id, (uint8_t*)p, writable ? &whole : nullptr);
+}
+
+// subBuffer(mapping, offset, length) -> { view, buffer }: a new ArrayBuffer over exactly
+// [offset, offset + length) of a writable mapping; detached by releaseBuffer(view) or unmap.
+static Napi::Value SubBuffer(const Napi::CallbackInfo& info) {
+  Args a{info, "subBuffer"};
+  Napi::Env env = info.Env();
+  Mapping& m = a.Map(0);
+  uint32_t id = (uint32_t)info[0].As<Napi::Number>().Uint32Value();
+  const uint64_t off = (uint64_t)a.Int(1, "offset", 0, kMaxSafe);
+  const uint64_t len = (uint64_t)a.Int(2, "length", 1, kMaxSafe);
+  if (!m.writable) ThrowArg(env, a.fn, "the mapping is read-only");
+  if (off > m.length || len > m.length - off) ThrowArg(env, a.fn, "the range is outside the mapping");
+  uint32_t vid;
+  Napi::ArrayBuffer ab = MakeView(env, id, (size_t)off, (size_t)len, &vid);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("view", vid);
+  r.Set("buffer", ab);
+  return r;
+}
+
+// Detaches our handle of a view. Returns true when its memory may still be reachable from JS
+// (our handle had been detached by a transfer and the new owner is not collected yet).
+static bool Release(State& st, uint32_t vid) {
+  auto it = st.views.find(vid);
+  if (it == st.views.end()) return false;
+  View& v = it->second;
+  if (v.escaped) return true;
+  Napi::ArrayBuffer ab = v.ref.Value();
+  if (ab.IsDetached()) {
+    v.escaped = true;
+    return true;
+  }
+  uint32_t m = v.mapping;
+  v.ref.Reset();
+  st.views.erase(it);  // erase first: Detach may free the backing store (finalizer finds nothing)
+  auto mi = st.mappings.find(m);
+  if (mi != st.mappings.end()) mi->second.views.erase(vid);
   ab.Detach();
-  if (p != nullptr && len != 0 && munmap(p, len) != 0)
-    throw ErrnoError(env, errno, "munmap", "", "");
+  return false;
+}
+
+// releaseBuffer(view) -> 'detached' | 'escaped' | 'gone'
+static Napi::Value ReleaseBuffer(const Napi::CallbackInfo& info) {
+  Args a{info, "releaseBuffer"};
+  State& st = GetState(info.Env());
+  uint32_t vid = (uint32_t)a.Int(0, "view", 1, UINT32_MAX);
+  if (vid >= st.nextView) ThrowArg(info.Env(), a.fn, "no such view");
+  if (!st.views.count(vid)) return Napi::String::New(info.Env(), "gone");
+  return Napi::String::New(info.Env(), Release(st, vid) ? "escaped" : "detached");
+}
+
+// bufferPending(view) -> true while memory of a view whose handle JS detached is still reachable.
+static Napi::Value BufferPending(const Napi::CallbackInfo& info) {
+  Args a{info, "bufferPending"};
+  State& st = GetState(info.Env());
+  uint32_t vid = (uint32_t)a.Int(0, "view", 1, UINT32_MAX);
+  auto it = st.views.find(vid);
+  bool pending = false;
+  if (it != st.views.end()) pending = it->second.escaped || it->second.ref.Value().IsDetached();
+  return Napi::Boolean::New(info.Env(), pending);
+}
+
+// unmap(mapping) -> true, or false when it was already unmapped. Detaches every ArrayBuffer over
+// it; escaped ones keep an inert anonymous range until they are collected.
+static Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  Args a{info, "unmap"};
+  Napi::Env env = info.Env();
+  State& st = GetState(env);
+  uint32_t id = (uint32_t)a.Int(0, "mapping", 1, UINT32_MAX);
+  auto it = st.mappings.find(id);
+  if (it == st.mappings.end() || it->second.held) return Napi::Boolean::New(env, false);
+  if (it->second.dmaMaps > 0)
+    ThrowCode(env, EBUSY, a.fn, "the mapping is still mapped for device DMA", "unmap it from the IOMMU first");
+  std::vector<uint32_t> vids(it->second.views.begin(), it->second.views.end());
+  bool escaped = false;
+  for (uint32_t v : vids) escaped |= Release(st, v);
+  Mapping& m = st.mappings.at(id);
+  if (escaped) {
+    // Replace the pages (DMA memory or device registers) by fresh anonymous memory in one step,
+    // keeping the virtual range reserved: nothing else can be mapped where the escaped buffers point.
+    void* r = mmap(m.addr, m.length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) ThrowErrno(env, errno, "mmap", "MAP_FIXED", "");
+    m.held = true;
+    m.dmaMaps = 0;
+    return Napi::Boolean::New(env, true);
+  }
+  if (munmap(m.addr, m.length) != 0) ThrowErrno(env, errno, "munmap", "", "");
+  st.mappings.erase(id);
   return Napi::Boolean::New(env, true);
 }
 
-// addressOf(buffer) -> BigInt CPU address of the buffer's first byte (0 when detached).
-Napi::Value AddressOf(const Napi::CallbackInfo& info) {
-  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  uintptr_t a = ab.IsDetached() ? 0 : (uintptr_t)ab.Data();
-  return Napi::BigInt::New(info.Env(), (uint64_t)a);
+// mappingInfo(mapping) -> { address, length, writable, views, held } | undefined
+static Napi::Value MappingInfo(const Napi::CallbackInfo& info) {
+  Args a{info, "mappingInfo"};
+  Napi::Env env = info.Env();
+  State& st = GetState(env);
+  uint32_t id = (uint32_t)a.Int(0, "mapping", 1, UINT32_MAX);
+  auto it = st.mappings.find(id);
+  if (it == st.mappings.end()) return env.Undefined();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("address", Napi::BigInt::New(env, (uint64_t)(uintptr_t)it->second.addr));
+  r.Set("length", (double)it->second.length);
+  r.Set("writable", it->second.writable);
+  r.Set("views", (double)it->second.views.size());
+  r.Set("held", it->second.held);
+  return r;
+}
+
+// MMIO: one volatile access of 1/2/4/8 bytes at mapping[offset], fenced on both sides, so a
+// device register sees exactly one access of that width in program order.
+static volatile uint8_t* MmioPtr(const Args& a, size_t* width, bool write) {
+  *width = (size_t)a.Int(2 + (write ? 1 : 0), "width", 1, 8);
+  if (*width != 1 && *width != 2 && *width != 4 && *width != 8) ThrowArg(a.env(), a.fn, "width must be 1, 2, 4 or 8");
+  Mapping& m = a.Map(0);
+  const uint64_t off = (uint64_t)a.Int(1, "offset", 0, kMaxSafe);
+  if (m.length < *width || off > m.length - *width)
+    ThrowArg(a.env(), a.fn, "register offset " + std::to_string(off) + " is outside the " + std::to_string(m.length) + "-byte mapping");
+  if (off % *width != 0) ThrowArg(a.env(), a.fn, "register offset is not aligned to the access width");
+  if (write && !m.writable) ThrowArg(a.env(), a.fn, "the mapping is read-only");
+  return (volatile uint8_t*)m.addr + off;
+}
+
+static Napi::Value MmioRead(const Napi::CallbackInfo& info) {
+  Args a{info, "mmioRead"};
+  size_t w;
+  volatile uint8_t* p = MmioPtr(a, &w, false);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  uint64_t v = 0;
+  switch (w) {
+    case 1: v = *(volatile uint8_t*)p; break;
+    case 2: v = *(volatile uint16_t*)p; break;
+    case 4: v = *(volatile uint32_t*)p; break;
+    default: v = *(volatile uint64_t*)p; break;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return Napi::BigInt::New(info.Env(), v);
+}
+
+// mmioWrite(mapping, offset, value: bigint | number, width)
+static Napi::Value MmioWrite(const Napi::CallbackInfo& info) {
+  Args a{info, "mmioWrite"};
+  Napi::Env env = info.Env();
+  size_t w;
+  volatile uint8_t* p = MmioPtr(a, &w, true);
+  uint64_t v;
+  Napi::Value val = a.at(2);
+  if (val.IsBigInt()) {
+    bool lossless = false;
+    v = val.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowArg(env, a.fn, "value must be a BigInt in [0, 2^64)");
+  } else {
+    v = (uint64_t)a.Int(2, "value", 0, kMaxSafe);
+  }
+  if (w < 8 && (v >> (8 * w)) != 0) ThrowArg(env, a.fn, "value does not fit in " + std::to_string(w) + " bytes");
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  switch (w) {
+    case 1: *(volatile uint8_t*)p = (uint8_t)v; break;
+    case 2: *(volatile uint16_t*)p = (uint16_t)v; break;
+    case 4: *(volatile uint32_t*)p = (uint32_t)v; break;
+    default: *(volatile uint64_t*)p = v; break;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return env.Undefined();
 }
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
-  exports.Set("pageSize", Napi::Number::New(env, (double)sysconf(_SC_PAGESIZE)));
+  State& st = GetState(env);
+  exports.Set("pageSize", (double)st.pageSize);
+  exports.Set("hugePageSize", (double)st.hugePageSize);
   exports.Set("mapAnonymous", Napi::Function::New(env, MapAnonymous, "mapAnonymous"));
+  exports.Set("mmapFd", Napi::Function::New(env, MmapFd, "mmapFd"));
+  exports.Set("subBuffer", Napi::Function::New(env, SubBuffer, "subBuffer"));
+  exports.Set("releaseBuffer", Napi::Function::New(env, ReleaseBuffer, "releaseBuffer"));
+  exports.Set("bufferPending", Napi::Function::New(env, BufferPending, "bufferPending"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
-  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
+  exports.Set("mappingInfo", Napi::Function::New(env, MappingInfo, "mappingInfo"));
+  exports.Set("mmioRead", Napi::Function::New(env, MmioRead, "mmioRead"));
+  exports.Set("mmioWrite", Napi::Function::New(env, MmioWrite, "mmioWrite"));
 }
 
 }  // namespace dmapool

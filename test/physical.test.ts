@@ -29,7 +29,7 @@ describe('pagemap translation', function () {
       for (const p of phys) { assert.ok(p > 0); assert.equal(p % 4096, 0); }
       assert.equal(new Set(phys).size, 64);
     } finally {
-      native().unmap(m.buffer);
+      native().unmap(m.id);
     }
   });
 
@@ -42,7 +42,7 @@ describe('pagemap translation', function () {
       if (contiguous) return; // the kernel happened to hand out contiguous pages; nothing to refuse
       assert.throws(() => translate(m.address, 64 * 4096, 64 * 4096), /not physically contiguous/);
     } finally {
-      native().unmap(m.buffer);
+      native().unmap(m.id);
     }
   });
 });
@@ -79,8 +79,7 @@ describe('uio provider (fixture device, real memory and pagemap)', function () {
       const pool = dev.createPool('phys', 512);
       const blocks = Array.from({ length: 40 }, () => pool.alloc());
       for (const d of blocks) {
-        const v = pool.view(d);
-        const cpu = native().addressOf(v.buffer as ArrayBuffer) + BigInt(v.byteOffset);
+        const cpu = pool.cpuAddress(d);
         const phys = translate(cpu - (cpu % 4096n), 4096, 4096)[0] + Number(cpu % 4096n);
         assert.equal(d, phys, 'block DMA address must equal the physical address of its bytes');
       }
@@ -103,20 +102,25 @@ describe('uio provider (fixture device, real memory and pagemap)', function () {
   });
 });
 
-describe('u-dma-buf provider (fixture: a file stands in for /dev/udmabuf0)', () => {
+describe('u-dma-buf provider (fixture: a sealed memfd stands in for /dev/udmabuf0)', () => {
   let fx: Fixture;
+  let memfd = -1;
   const SIZE = 8 << 20;
   before(() => {
+    // the shim maps only files that cannot shrink under the mapping: a memfd sealed like the real buffer
+    const n = native();
+    memfd = n.memfdCreate('udmabuf0-fixture', n.constants.MFD_ALLOW_SEALING);
+    n.ftruncate(memfd, SIZE);
+    n.addSeals(memfd, n.constants.F_SEAL_SHRINK | n.constants.F_SEAL_GROW);
     fx = new Fixture()
       .file('/sys/class/u-dma-buf/udmabuf0/phys_addr', '0x0000000080000000\n')
       .file('/sys/class/u-dma-buf/udmabuf0/size', `${SIZE}\n`)
       .file('/sys/class/u-dma-buf/udmabuf0/sync_offset', '0').file('/sys/class/u-dma-buf/udmabuf0/sync_size', '0')
       .file('/sys/class/u-dma-buf/udmabuf0/sync_direction', '0')
       .file('/sys/class/u-dma-buf/udmabuf0/sync_for_cpu', '0').file('/sys/class/u-dma-buf/udmabuf0/sync_for_device', '0')
-      .file('/dev/udmabuf0', Buffer.alloc(0));
-    fs.truncateSync(fx.sys.path('/dev/udmabuf0'), SIZE);
+      .link('/dev/udmabuf0', `/proc/${process.pid}/fd/${memfd}`);
   });
-  after(() => fx.cleanup());
+  after(() => { fx.cleanup(); native().close(memfd); });
 
   it('carves slabs at offsets of the buffer: DMA = phys_addr + offset, same bytes through the node', () => {
     const dev = openDevice('u-dma-buf:udmabuf0', { sys: fx.sys });

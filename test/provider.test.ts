@@ -45,15 +45,16 @@ describe('native shim: anonymous slabs', () => {
   it('maps aligned, populated memory as an external ArrayBuffer and detaches it on unmap', () => {
     const m = native().mapAnonymous(4 << 20, 2 << 20, { thp: true, populate: true, lock: 1 });
     assert.equal(m.address % BigInt(2 << 20), 0n);
-    assert.equal(native().addressOf(m.buffer), m.address);
+    assert.equal(native().mappingInfo(m.id)?.address, m.address);
     const v = new Uint8Array(m.buffer);
     assert.equal(v.length, 4 << 20);
     assert.ok(v.every((b) => b === 0));
     v[123] = 7;
-    assert.equal(native().unmap(m.buffer), true);
+    assert.equal(native().unmap(m.id), true);
     assert.equal(v.length, 0);
     assert.equal(m.buffer.byteLength, 0);
-    assert.equal(native().unmap(m.buffer), false); // twice is harmless
+    assert.equal(native().mappingInfo(m.id), undefined);
+    assert.equal(native().unmap(m.id), false); // twice is harmless
   });
   it('throws errno-coded errors with syscall and a hint', () => {
     assert.throws(() => native().mapAnonymous(1000, 4096, {}), (e: unknown) => {
@@ -64,7 +65,7 @@ describe('native shim: anonymous slabs', () => {
     try {
       const m = native().mapAnonymous(2 << 20, 2 << 20, { hugetlb: true });
       assert.equal(m.hugetlb, true);
-      native().unmap(m.buffer);
+      native().unmap(m.id);
     } catch (e) {
       const n = e as { code: string; syscall: string; hint: string };
       assert.equal(n.syscall, 'mmap');

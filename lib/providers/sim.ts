@@ -5,7 +5,7 @@
  */
 import { IovaAllocator } from '../iova';
 import { native } from '../native';
-import { SlabProvider, Slab, SlabProviderOptions } from '../provider';
+import { MappedSlab, SlabProvider, Slab, SlabProviderOptions } from '../provider';
 
 export interface SimOptions extends SlabProviderOptions {
   /** mlock slabs when permitted (default true). */
@@ -31,13 +31,13 @@ export class SimProvider extends SlabProvider {
     this.description = 'sim: anonymous memory with fake IOVAs — NOT device-visible';
   }
 
-  protected mapSlab(size: number, align: number): { buffer: ArrayBuffer; dma: number } {
+  protected mapSlab(size: number, align: number): MappedSlab {
     const dma = this.iova.alloc(size, align);
     try {
       this.counters.nativeCalls++;
       const m = native().mapAnonymous(size, align, { thp: true, populate: true, lock: this.lock ? 1 : 0 });
       if (m.locked) this.lockedSlabs++;
-      return { buffer: m.buffer, dma };
+      return { mapping: m.id, buffer: m.buffer, dma };
     } catch (e) {
       this.iova.release(dma);
       throw e;
@@ -46,7 +46,7 @@ export class SimProvider extends SlabProvider {
 
   protected unmapSlab(slab: Slab): void {
     this.counters.nativeCalls++;
-    native().unmap(slab.buffer);
+    native().unmap(slab.mapping);
     this.iova.release(slab.dma);
   }
 }

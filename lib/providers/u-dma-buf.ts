@@ -54,8 +54,9 @@ export class UDmaBufProvider extends SlabProvider {
         n.constants.MAP_SHARED, `/dev/${this.name}`);
       this.counters.nativeCalls++;
       // the buffer lives for the module's lifetime: clear what a previous user left
+      if (!m.buffer) throw new DmaPoolError('EINVAL', `/dev/${this.name}: mapping is not writable`);
       new Uint8Array(m.buffer).fill(0);
-      return { buffer: m.buffer, dma };
+      return { mapping: m.id, buffer: m.buffer, dma };
     } catch (e) {
       this.arena.release(dma);
       throw e;
@@ -63,7 +64,7 @@ export class UDmaBufProvider extends SlabProvider {
   }
 
   protected unmapSlab(slab: Slab): void {
-    native().unmap(slab.buffer);
+    native().unmap(slab.mapping);
     this.arena.release(slab.dma);
     this.counters.nativeCalls++;
   }

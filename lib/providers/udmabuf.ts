@@ -13,6 +13,8 @@ import { PhysicalOptions, PhysicalProvider } from './physical';
 
 interface UdmabufSlab { memfd: number; dmabuf: number }
 
+type CreatedSlab = MappedSlab & { priv: UdmabufSlab };
+
 export function udmabufAvailable(sys: SysRoot = HOST): boolean {
   return sys.exists('/dev/udmabuf');
 }
@@ -29,7 +31,7 @@ export class UdmabufProvider extends PhysicalProvider {
   private hugeMemfdWorks(): boolean {
     try {
       const s = this.createSlab(HUGE_2M, true);
-      this.destroySlab(s.buffer, s.priv as UdmabufSlab);
+      this.destroySlab(s.mapping, s.priv);
       return true;
     } catch (e) {
       if ((e as { code?: string }).code === 'EINVAL') return false;
@@ -66,32 +68,25 @@ export class UdmabufProvider extends PhysicalProvider {
     return this.createSlab(size, this.huge);
   }
 
-  private createSlab(size: number, huge: boolean): MappedSlab {
+  private createSlab(size: number, huge: boolean): CreatedSlab {
     const n = native();
     const c = n.constants;
     const memfd = n.memfdCreate('dmapool', c.MFD_CLOEXEC | c.MFD_ALLOW_SEALING | (huge ? c.MFD_HUGETLB : 0));
     let dmabuf = -1;
-    let buffer: ArrayBuffer | undefined;
+    let mapping = 0;
     try {
       n.ftruncate(memfd, size);
-      n.fcntl(memfd, c.F_ADD_SEALS, c.F_SEAL_SHRINK, 'F_ADD_SEALS');
-      const s = new Uint8Array(u.UDMABUF_CREATE_SIZE);
-      const v = new DataView(s.buffer);
-      v.setUint32(0, memfd, true);
-      v.setUint32(4, u.UDMABUF_FLAGS_CLOEXEC, true);
-      v.setBigUint64(8, 0n, true);
-      v.setBigUint64(16, BigInt(size), true);
-      dmabuf = n.ioctl(this.devFd, u.UDMABUF_CREATE, s, 'UDMABUF_CREATE',
+      n.addSeals(memfd, c.F_SEAL_SHRINK);
+      dmabuf = n.udmabufCreate(this.devFd, memfd, 0, size,
         'the memfd must be sealed against shrinking and page-aligned; huge-page memfds need Linux ≥ 5.16');
       const m = n.mmapFd(memfd, size, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED | c.MAP_POPULATE, 'memfd');
-      buffer = m.buffer;
+      mapping = m.id;
       this.counters.nativeCalls += 7;
       const unit = huge ? HUGE_2M : this.pageSize;
       const unitDma = translate(m.address, size, unit, this.sys);
-      const priv: UdmabufSlab = { memfd, dmabuf };
-      return { buffer, dma: unitDma[0], unit, unitDma, priv };
+      return { mapping, buffer: m.buffer!, dma: unitDma[0], unit, unitDma, priv: { memfd, dmabuf } };
     } catch (e) {
-      if (buffer) n.unmap(buffer);
+      if (mapping) n.unmap(mapping);
       if (dmabuf >= 0) n.close(dmabuf);
       n.close(memfd);
       throw e;
@@ -99,13 +94,13 @@ export class UdmabufProvider extends PhysicalProvider {
   }
 
   protected unmapSlab(slab: Slab): void {
-    this.destroySlab(slab.buffer, slab.priv as UdmabufSlab);
+    this.destroySlab(slab.mapping, slab.priv as UdmabufSlab);
     this.counters.nativeCalls += 3;
   }
 
-  private destroySlab(buffer: ArrayBuffer, p: UdmabufSlab): void {
+  private destroySlab(mapping: number, p: UdmabufSlab): void {
     const n = native();
-    n.unmap(buffer);
+    n.unmap(mapping);
     n.close(p.dmabuf);
     n.close(p.memfd);
   }

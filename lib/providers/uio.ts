@@ -52,16 +52,16 @@ export class UioProvider extends PhysicalProvider {
       const unit = this.huge ? HUGE_2M : this.pageSize;
       const unitDma = translate(m.address, size, unit, this.sys);
       this.pinned += size;
-      return { buffer: m.buffer, dma: unitDma[0], unit, unitDma };
+      return { mapping: m.id, buffer: m.buffer, dma: unitDma[0], unit, unitDma };
     } catch (e) {
-      n.unmap(m.buffer);
+      n.unmap(m.id);
       throw e;
     }
   }
 
   protected unmapSlab(slab: Slab): void {
     this.counters.nativeCalls++;
-    native().unmap(slab.buffer);
+    native().unmap(slab.mapping);
     this.pinned -= slab.size;
   }
 

@@ -3,6 +3,7 @@
  * container's IOMMU domain at IOVAs we choose (inside the reported apertures), one MAP_DMA per
  * slab. Every listed device shares the container, so pool memory is visible to all of them.
  */
+import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { normalizeBdf } from '../pci';
 import { SlabProvider, Slab, SlabProviderOptions, MappedSlab } from '../provider';
@@ -47,15 +48,15 @@ export class VfioProvider extends SlabProvider {
     try {
       iova = this.container.iova.alloc(size, align);
       this.counters.nativeCalls++;
-      this.container.mapDma(mem.address, iova, size);
+      this.container.mapDma(mem.id, size, iova);
     } catch (e) {
       if (iova >= 0) this.container.iova.release(iova);
-      n.unmap(mem.buffer);
+      n.unmap(mem.id);
       throw e;
     }
     this.counters.iommuMaps++;
     this.pinned += size;
-    return { buffer: mem.buffer, dma: iova };
+    return { mapping: mem.id, buffer: mem.buffer, dma: iova };
   }
 
   protected unmapSlab(slab: Slab): void {
@@ -63,7 +64,7 @@ export class VfioProvider extends SlabProvider {
     this.counters.nativeCalls += 2;
     this.container.unmapDma(slab.dma, slab.size);
     this.counters.iommuUnmaps++;
-    native().unmap(slab.buffer);
+    native().unmap(slab.mapping);
     this.container.iova.release(slab.dma);
     this.pinned -= slab.size;
   }
@@ -76,7 +77,7 @@ export class VfioProvider extends SlabProvider {
     if (bdf === undefined) return this.devices[0];
     const want = normalizeBdf(bdf);
     const d = this.devices.find((x) => x.bdf === want);
-    if (!d) throw new Error(`${want} is not attached to this provider`);
+    if (!d) throw new DmaPoolError('ENODEV', `${want} is not attached to this provider`);
     return d;
   }
 }

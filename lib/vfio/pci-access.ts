@@ -3,27 +3,64 @@
  * config space, bus mastering, MMIO with single fenced accesses. Two back ends: VFIO (device fd
  * regions) and sysfs (resourceN / config files, for UIO-bound or driverless devices).
  */
+import { DmaPoolError } from '../errors';
 import { native } from '../native';
 
 export const PCI_COMMAND = 0x04;
 export const PCI_COMMAND_MEMORY = 0x2;
 export const PCI_COMMAND_MASTER = 0x4;
 
+/** A BAR mapping: the native mapping id (MMIO goes through it) and its ArrayBuffer. */
+export interface BarMapping {
+  id: number;
+  buffer: ArrayBuffer;
+}
+
 export abstract class PciAccess {
-  protected bars = new Map<number, ArrayBuffer>();
-  protected closed = false;
+  private readonly bars = new Map<number, BarMapping>();
+  private closed = false;
   constructor(readonly bdf: string) {}
 
-  protected abstract mapBarImpl(index: number): ArrayBuffer;
-  abstract readConfig(offset: number, length: number): Uint8Array;
-  abstract writeConfig(offset: number, bytes: Uint8Array): void;
+  protected abstract mapBarImpl(index: number): BarMapping;
+  protected abstract readConfigImpl(offset: number, length: number): Uint8Array;
+  protected abstract writeConfigImpl(offset: number, bytes: Uint8Array): void;
   protected abstract closeImpl(): void;
 
-  /** BAR `index` mapped as an ArrayBuffer (cached; detached at close). */
-  mapBar(index: number): ArrayBuffer {
+  /** Throws EBADF once closed: a closed handle never touches a (possibly reused) descriptor. */
+  protected checkOpen(): void {
+    if (this.closed) throw new DmaPoolError('EBADF', `${this.bdf}: PCI access is closed`);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private bar(index: number): BarMapping {
+    this.checkOpen();
+    if (!Number.isInteger(index) || index < 0 || index > 5)
+      throw new DmaPoolError('EINVAL', `${this.bdf}: BAR index must be an integer in [0, 5], got ${index}`);
     let b = this.bars.get(index);
     if (!b) this.bars.set(index, (b = this.mapBarImpl(index)));
     return b;
+  }
+
+  /** BAR `index` mapped as an ArrayBuffer (cached; detached at close). */
+  mapBar(index: number): ArrayBuffer {
+    return this.bar(index).buffer;
+  }
+
+  /** `length` bytes of config space from `offset` (bounds are the kernel's: 256 or 4096 bytes). */
+  readConfig(offset: number, length: number): Uint8Array {
+    this.checkOpen();
+    checkConfigRange(this.bdf, offset, length);
+    return this.readConfigImpl(offset, length);
+  }
+
+  writeConfig(offset: number, bytes: Uint8Array): void {
+    this.checkOpen();
+    if (!(bytes instanceof Uint8Array)) throw new DmaPoolError('EINVAL', `${this.bdf}: config bytes must be a Uint8Array`);
+    checkConfigRange(this.bdf, offset, bytes.length);
+    this.writeConfigImpl(offset, bytes);
   }
 
   configRead16(offset: number): number {
@@ -50,28 +87,34 @@ export abstract class PciAccess {
     this.configWrite16(PCI_COMMAND, this.configRead16(PCI_COMMAND) & ~PCI_COMMAND_MASTER);
   }
 
+  /** One fenced 32-bit MMIO read; the offset is bounds-checked against the BAR. */
   read32(bar: number, offset: number): number {
-    return Number(native().mmioRead(this.mapBar(bar), offset, 4));
+    return Number(native().mmioRead(this.bar(bar).id, offset, 4));
   }
 
   write32(bar: number, offset: number, v: number): void {
-    native().mmioWrite(this.mapBar(bar), offset, BigInt(v >>> 0), 4);
+    native().mmioWrite(this.bar(bar).id, offset, BigInt(v >>> 0), 4);
   }
 
   read64(bar: number, offset: number): bigint {
-    return native().mmioRead(this.mapBar(bar), offset, 8);
+    return native().mmioRead(this.bar(bar).id, offset, 8);
   }
 
   write64(bar: number, offset: number, v: bigint | number): void {
-    native().mmioWrite(this.mapBar(bar), offset, BigInt(v), 8);
+    native().mmioWrite(this.bar(bar).id, offset, typeof v === 'bigint' ? v : BigInt(v), 8);
   }
 
-  /** Unmaps BARs (detaching their views) and closes the back end. Twice is harmless. */
+  /** Unmaps BARs (detaching their buffers) and closes the back end. Twice is harmless. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const b of this.bars.values()) native().unmap(b);
+    for (const b of this.bars.values()) native().unmap(b.id);
     this.bars.clear();
     this.closeImpl();
   }
+}
+
+function checkConfigRange(bdf: string, offset: number, length: number): void {
+  if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > 4096)
+    throw new DmaPoolError('EINVAL', `${bdf}: config range [${offset}, ${offset}+${length}) is outside the 4096-byte config space`);
 }

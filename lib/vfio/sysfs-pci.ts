@@ -3,7 +3,7 @@ import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { pciDevicePath } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
-import { PciAccess } from './pci-access';
+import { BarMapping, PciAccess } from './pci-access';
 
 export class SysfsPciDevice extends PciAccess {
   private cfgFd: number;
@@ -13,7 +13,7 @@ export class SysfsPciDevice extends PciAccess {
     this.cfgFd = n.open(sys.path(`${pciDevicePath(bdf)}/config`), n.constants.O_RDWR, 'run as root to write PCI config space');
   }
 
-  protected mapBarImpl(index: number): ArrayBuffer {
+  protected mapBarImpl(index: number): BarMapping {
     const n = native();
     const p = this.sys.path(`${pciDevicePath(this.bdf)}/resource${index}`);
     const lines = (this.sys.read(`${pciDevicePath(this.bdf)}/resource`) ?? '').split('\n');
@@ -21,20 +21,21 @@ export class SysfsPciDevice extends PciAccess {
     if (!(end > start)) throw new DmaPoolError('ENODEV', `${this.bdf}: BAR${index} is not implemented`);
     const fd = n.open(p, n.constants.O_RDWR | n.constants.O_SYNC, 'run as root to map PCI BARs through sysfs');
     try {
-      return n.mmapFd(fd, end - start + 1, 0, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
-        `${this.bdf} resource${index}`).buffer;
+      const m = n.mmapFd(fd, end - start + 1, 0, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
+        `${this.bdf} resource${index}`);
+      return { id: m.id, buffer: m.buffer! };
     } finally {
       n.close(fd);
     }
   }
 
-  readConfig(offset: number, length: number): Uint8Array {
+  protected readConfigImpl(offset: number, length: number): Uint8Array {
     const b = new Uint8Array(length);
     native().pread(this.cfgFd, b, offset, `${this.bdf} config`);
     return b;
   }
 
-  writeConfig(offset: number, bytes: Uint8Array): void {
+  protected writeConfigImpl(offset: number, bytes: Uint8Array): void {
     native().pwrite(this.cfgFd, bytes, offset, `${this.bdf} config`);
   }
 

@@ -8,7 +8,7 @@ import { IovaAllocator } from '../iova';
 import { native } from '../native';
 import { PciDeviceInfo, groupMembers, normalizeBdf, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
-import { PciAccess } from './pci-access';
+import { BarMapping, PciAccess } from './pci-access';
 import * as u from './uapi';
 
 export interface VfioOptions {
@@ -85,10 +85,10 @@ export class VfioContainer {
 
   /** Attaches the IOMMU group of `bdf` (once) and opens the device. */
   openDevice(bdf: string): VfioPciDevice {
+    this.checkOpen();
     const group = this.attachGroup(VfioContainer.preflight(bdf, this.sys));
     const n = native();
-    const fd = n.ioctl(group.fd, u.VFIO_GROUP_GET_DEVICE_FD, u.nulString(bdf), `VFIO_GROUP_GET_DEVICE_FD ${bdf}`,
-      'the device may already be open in another process');
+    const fd = n.vfioGroupGetDeviceFd(group.fd, bdf, 'the device may already be open in another process');
     const dev = new VfioPciDevice(bdf, fd);
     this.devices.push(dev);
     return dev;
@@ -146,21 +146,26 @@ export class VfioContainer {
     throw new DmaPoolError('EOVERFLOW', 'VFIO_IOMMU_GET_INFO kept growing');
   }
 
-  /** Maps [vaddr, vaddr + size) at `iova` for device read and write. */
-  mapDma(vaddr: bigint, iova: number, size: number): void {
+  /** Maps the first `size` bytes of native mapping `mapping` at `iova` for device read and write. */
+  mapDma(mapping: number, size: number, iova: number): void {
+    this.checkOpen();
     if (this.mappings >= this.dmaLimit)
       throw new DmaPoolError('ENOMEM', `VFIO DMA mapping limit reached (${this.mappings} mappings)`,
         'raise /sys/module/vfio_iommu_type1/parameters/dma_entry_limit or use a larger slabSize');
-    native().ioctl(this.fd, u.VFIO_IOMMU_MAP_DMA,
-      u.dmaMap(vaddr, iova, size, u.VFIO_DMA_MAP_FLAG_READ | u.VFIO_DMA_MAP_FLAG_WRITE), 'VFIO_IOMMU_MAP_DMA',
+    native().vfioMapDma(this.fd, mapping, 0, size, iova,
       'ENOSPC: dma_entry_limit reached (raise /sys/module/vfio_iommu_type1/parameters/dma_entry_limit); ' +
       'ENOMEM: RLIMIT_MEMLOCK too low (ulimit -l); EINVAL: IOVA outside the IOMMU aperture');
     this.mappings++;
   }
 
   unmapDma(iova: number, size: number): void {
-    native().ioctl(this.fd, u.VFIO_IOMMU_UNMAP_DMA, u.dmaUnmap(iova, size), 'VFIO_IOMMU_UNMAP_DMA');
+    this.checkOpen();
+    native().vfioUnmapDma(this.fd, iova, size);
     this.mappings--;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DmaPoolError('EBADF', 'VFIO container is closed');
   }
 
   /** Closes devices (unmapping their BARs), detaches groups, closes the container. Twice is harmless. */
@@ -194,38 +199,41 @@ export class VfioPciDevice extends PciAccess {
   }
 
   regionInfo(index: number): u.RegionInfo {
+    this.checkOpen();
     const s = u.struct(32);
     s.view.setUint32(8, index, true);
     native().ioctl(this.fd, u.VFIO_DEVICE_GET_REGION_INFO, s.bytes, `VFIO_DEVICE_GET_REGION_INFO ${index}`);
     return { index, flags: s.view.getUint32(4, true), size: u.u64(s.view, 16), offset: u.u64(s.view, 24) };
   }
 
-  protected mapBarImpl(index: number): ArrayBuffer {
+  protected mapBarImpl(index: number): BarMapping {
     const r = this.regionInfo(index);
     if (r.size === 0) throw new DmaPoolError('ENODEV', `${this.bdf}: BAR${index} is not implemented`);
     if (!(r.flags & u.VFIO_REGION_INFO_FLAG_MMAP))
       throw new DmaPoolError('EINVAL', `${this.bdf}: BAR${index} cannot be mmapped (I/O port BAR?)`);
     const n = native();
-    return n.mmapFd(this.fd, r.size, r.offset, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
-      `${this.bdf} BAR${index}`).buffer;
+    const m = n.mmapFd(this.fd, r.size, r.offset, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
+      `${this.bdf} BAR${index}`);
+    return { id: m.id, buffer: m.buffer! };
   }
 
   private configOffset(): number {
     return this.regionInfo(u.VFIO_PCI_CONFIG_REGION_INDEX).offset;
   }
 
-  readConfig(offset: number, length: number): Uint8Array {
+  protected readConfigImpl(offset: number, length: number): Uint8Array {
     const b = new Uint8Array(length);
     native().pread(this.fd, b, this.configOffset() + offset, `${this.bdf} config`);
     return b;
   }
 
-  writeConfig(offset: number, bytes: Uint8Array): void {
+  protected writeConfigImpl(offset: number, bytes: Uint8Array): void {
     native().pwrite(this.fd, bytes, this.configOffset() + offset, `${this.bdf} config`);
   }
 
   /** VFIO_DEVICE_RESET (function-level or the reset the kernel has for this device). */
   reset(): void {
+    this.checkOpen();
     if (!(this.flags & u.VFIO_DEVICE_FLAGS_RESET))
       throw new DmaPoolError('ENODEV', `${this.bdf} has no reset method VFIO can use`);
     native().ioctl(this.fd, u.VFIO_DEVICE_RESET, 0, 'VFIO_DEVICE_RESET');

@@ -1,0 +1,107 @@
+// dmapool native shim: shared state, argument checks and errors.
+//
+// The shim is thin and policy-free (syscalls and ioctls only), but it is the last line of defence
+// between JavaScript and raw memory, so every export validates its arguments itself — types,
+// integer ranges, overflow — and throws a JS exception (never crashes) on a bad one. It touches
+// only what it made: mappings and file descriptors are kept in per-environment registries and
+// every call names them by id; ArrayBuffers it hands out are tracked until their memory goes away.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace dmapool {
+
+// One ArrayBuffer the shim created over part of a mapping.
+struct View {
+  uint32_t mapping = 0;
+  size_t offset = 0, length = 0;
+  // Strong reference: the shim, not the GC, decides when the buffer is detached.
+  Napi::Reference<Napi::ArrayBuffer> ref;
+  // JS detached our handle (a transfer: stream enqueue / BYOB read, postMessage or
+  // structuredClone with a transfer list), so another ArrayBuffer may hold the same memory until
+  // the GC collects it; the entry lives until then (the finalizer removes it).
+  bool escaped = false;
+};
+
+// One mmap the shim made.
+struct Mapping {
+  uint8_t* addr = nullptr;
+  size_t length = 0;
+  bool writable = false;
+  bool anonymous = false;  // DMA memory (may be IOMMU-mapped); false: a file/BAR mapping
+  // Unmapped for the caller, but the range is kept as inert anonymous memory until every
+  // escaped ArrayBuffer over it is collected (so they can never see memory reused by others).
+  bool held = false;
+  std::set<uint32_t> views;
+  int dmaMaps = 0;  // live VFIO DMA mappings of this range (unmap refuses while > 0)
+};
+
+struct DmaMapRecord {
+  uint32_t mapping;
+  uint64_t iova, size;
+};
+
+struct State {
+  Napi::FunctionReference errorClass;
+  std::map<uint32_t, Mapping> mappings;
+  std::map<uint32_t, View> views;
+  std::set<int> fds;  // file descriptors this shim opened and has not closed
+  std::map<int, std::vector<DmaMapRecord>> dmaMaps;  // per VFIO container fd
+  uint32_t nextMapping = 1, nextView = 1;
+  uint8_t* bounce = nullptr;  // ioctl bounce area, followed by a PROT_NONE guard page
+  size_t bounceSize = 0;
+  size_t pageSize = 4096;
+  size_t hugePageSize = 2 << 20;
+};
+
+State& GetState(Napi::Env env);
+void InitState(Napi::Env env);
+
+// ---- errors -------------------------------------------------------------------------------
+// Throws a DmaPoolError (the class handed over by setErrorClass; a plain Error with the same
+// fields before that) for errno `err` raised by `syscall`.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& syscall, const std::string& path,
+                             const std::string& hint, const std::string& message = "");
+// EINVAL for a bad argument (no syscall was made).
+[[noreturn]] void ThrowArg(Napi::Env env, const std::string& fn, const std::string& what);
+// A specific code without an errno from a syscall (EBADF for an unknown fd, EBUSY, …).
+[[noreturn]] void ThrowCode(Napi::Env env, int err, const std::string& fn, const std::string& what,
+                            const std::string& hint = "");
+const char* ErrnoName(int err);
+
+// ---- argument checks (each throws EINVAL naming the function and argument) -----------------
+struct Args {
+  const Napi::CallbackInfo& info;
+  const char* fn;
+  Napi::Env env() const { return info.Env(); }
+  Napi::Value at(size_t i) const { return i < info.Length() ? info[i] : info.Env().Undefined(); }
+  // An integer-valued Number in [min, max] (doubles are exact up to 2^53).
+  int64_t Int(size_t i, const char* name, int64_t min, int64_t max) const;
+  // A file descriptor this shim opened.
+  int Fd(size_t i, const char* name = "fd") const;
+  std::string Str(size_t i, const char* name, size_t maxLen) const;
+  // Optional trailing string (name/hint): undefined → "".
+  std::string OptStr(size_t i, const char* name) const;
+  bool OptBool(const Napi::Object& o, const char* key) const;
+  Napi::Object Obj(size_t i, const char* name) const;
+  // Bytes of a TypedArray or DataView (data may be null when the length is 0).
+  void Bytes(size_t i, const char* name, uint8_t** data, size_t* len) const;
+  Mapping& Map(size_t i, const char* name = "mapping") const;
+};
+
+// Registers a new mapping and its whole-range ArrayBuffer (when writable). Returns its id.
+uint32_t AddMapping(Napi::Env env, uint8_t* addr, size_t len, bool writable, bool anonymous,
+                    Napi::ArrayBuffer* whole);
+// A new external ArrayBuffer over [offset, offset+length) of mapping `id`, tracked as a view.
+Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t length, uint32_t* viewId);
+
+void InitMemory(Napi::Env env, Napi::Object exports);
+void InitFd(Napi::Env env, Napi::Object exports);
+
+}  // namespace dmapool
