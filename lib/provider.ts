@@ -158,7 +158,8 @@ export abstract class SlabProvider implements ProviderInfo {
         `contiguous only per ${this.maxContiguous} bytes`, this.contiguityHint());
     const reuse = this.released.get(footprint);
     let chunk: Chunk | undefined;
-    if (reuse && reuse.length) chunk = reuse.pop()!;
+    // a fresh object for reused memory: a stale reference to the old chunk stays foreign
+    if (reuse && reuse.length) chunk = { ...reuse.pop()! };
     if (chunk) {
       new Uint8Array(chunk.slab.buffer, chunk.offset, footprint).fill(0);
     } else if (footprint >= this.slabSize) {
