@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The dmapool command line: bench (the seed's benchmark), and more (see --help). */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import * as os from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
@@ -8,15 +8,39 @@ import type { IndexKind } from './index/page-index';
 import { openDevice } from './open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
 import { devices, doctor, formatDevices, formatDoctor, parseSize } from './doctor';
+import { DmaPoolError } from './errors';
 import { SysRoot } from './sysfs';
 import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
     const xs = v.split(',').map((s) => s.trim()) as T[];
-    for (const x of xs) if (!allowed.includes(x)) throw new Error(`'${x}' is not one of ${allowed.join(', ')}`);
+    for (const x of xs) if (!allowed.includes(x)) throw new InvalidArgumentError(`'${x}' is not one of ${allowed.join(', ')}`);
     return xs;
   };
+}
+
+/** A non-negative integer argument (a usage error otherwise). */
+function int(v: string): number {
+  if (!/^\d+$/.test(v.trim())) throw new InvalidArgumentError(`'${v}' is not a non-negative integer`);
+  return Number(v);
+}
+
+/** A size argument such as 64M (a usage error otherwise). */
+function size(v: string): number {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/**
+ * Opens the bench's device. The default `auto` opts in to sim (the benchmark measures the
+ * allocator, not the device), and the notice says so.
+ */
+function openBenchDevice(spec: string) {
+  return openDevice(spec, spec === 'auto' ? { allowSim: true } : {});
 }
 
 export function main(argv: string[]): void {
@@ -28,22 +52,23 @@ export function main(argv: string[]): void {
 
   program.command('bench')
     .description("the seed's benchmark: create + 373959 × alloc(128), free + destroy, per page-index strategy")
-    .option('-d, --device <spec>', "memory provider: auto, sim, vfio:<BDF>, uio:<BDF>, udmabuf, u-dma-buf:<name>", 'auto')
+    .option('-d, --device <spec>', "memory provider: auto (sim, with a notice, when no device works), sim, vfio:<BDF>, uio:<BDF>, udmabuf, u-dma-buf:<name>", 'auto')
     .option('-s, --strategies <list>', 'comma-separated strategies', list(STRATEGIES), STRATEGIES)
     .option('-w, --workloads <list>', 'comma-separated workloads', list(WORKLOADS), WORKLOADS)
-    .option('-r, --reps <n>', 'timed repetitions per strategy', (v) => parseInt(v, 10), 5)
-    .option('--warmups <n>', 'untimed warm-up runs before the timed ones (the JIT needs ~8)', (v) => parseInt(v, 10), 8)
-    .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds)', (v) => parseInt(v, 10), 1)
-    .option('-n, --count <n>', 'blocks per run', (v) => parseInt(v, 10), SEED_N)
+    .option('-r, --reps <n>', 'timed repetitions per strategy', int, 5)
+    .option('--warmups <n>', 'untimed warm-up runs before the timed ones (the JIT needs ~8)', int, 8)
+    .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds)', int, 1)
+    .option('-n, --count <n>', 'blocks per run', int, SEED_N)
     .option('--no-cold', 'skip the cold (fresh process) figures')
-    .option('--cold-reps <n>', 'fresh processes per cold figure', (v) => parseInt(v, 10), 3)
+    .option('--cold-reps <n>', 'fresh processes per cold figure', int, 3)
     .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
     .option('--json', 'print results as JSON (stable field names)')
     .option('--scaling [dir]', 'instead: ns/op vs n (10^3…10^6) per strategy → scaling.csv + scaling.svg in dir (default bench-out)')
     .action(async (o) => {
       if (o.scaling) return scalingCommand(o);
-      const dev = openDevice(o.device);
+      const dev = openBenchDevice(o.device);
       const provider = dev.spec;
+      const deviceVisible = dev.deviceVisible;
       const notice = `provider: ${dev.provider.description}${dev.reason ? `\n${dev.reason}` : ''}`;
       dev.close();
       const opts: BenchOptions = {
@@ -63,7 +88,7 @@ export function main(argv: string[]): void {
       const results = runBench(opts);
       bar?.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, results }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results }, null, 2) + '\n');
       } else {
         const m = machineInfo();
         process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}\n\n`);
@@ -78,12 +103,13 @@ export function main(argv: string[]): void {
     .description('check this box for VFIO / UIO / udmabuf use, with the fix for every failure')
     .argument('[bdf]', 'the PCI device the driver will use (e.g. 0000:85:00.0)')
     .addOption(new Option('--provider <p>', 'provider to check (default: vfio with a BDF, udmabuf without)').choices(['vfio', 'uio', 'udmabuf']))
-    .option('--memory <size>', 'DMA memory the driver will pin (RLIMIT_MEMLOCK, dma_entry_limit)', '64M')
+    .addOption(new Option('--memory <size>', 'DMA memory the driver will pin (RLIMIT_MEMLOCK, dma_entry_limit)')
+      .argParser(size).default(64 * 2 ** 20, '64M'))
     .option('--json', 'print the checks as JSON')
     .addOption(rootOpt())
     .action((bdf: string | undefined, o) => {
       const r = doctor({ ...(bdf ? { bdf } : {}), ...(o.provider ? { provider: o.provider } : {}),
-        memory: parseSize(o.memory), ...(o.root ? { sys: new SysRoot(o.root) } : {}) });
+        memory: o.memory, ...(o.root ? { sys: new SysRoot(o.root) } : {}) });
       console.log(o.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
       process.exitCode = r.ok ? 0 : 1;
     });
@@ -101,7 +127,7 @@ export function main(argv: string[]): void {
     .description('bind a PCI function to vfio-pci (or uio_pci_generic), remembering its driver')
     .argument('<bdf>', 'PCI address, e.g. 0000:85:00.0')
     .addOption(new Option('--driver <name>', 'driver to bind').choices(BIND_DRIVERS).default('vfio-pci'))
-    .option('--force', 'bind storage and network devices too')
+    .option('--force', 'take it from a kernel driver (once nothing uses it: disks, mounts, links)')
     .addOption(rootOpt())
     .action((bdf: string, o) => {
       const r = bind(bdf, o.driver, { force: !!o.force, ...(o.root ? { sys: new SysRoot(o.root), modprobe: false } : {}) });
@@ -113,15 +139,17 @@ export function main(argv: string[]): void {
   program.command('unbind')
     .description('give a PCI function back to the driver it had before `dmapool bind`')
     .argument('<bdf>', 'PCI address')
+    .option('--force', 'unbind it even from a kernel driver dmapool did not bind it away from')
     .addOption(rootOpt())
     .action((bdf: string, o) => {
-      const r = unbind(bdf, o.root ? { sys: new SysRoot(o.root), modprobe: false } : {});
+      const r = unbind(bdf, { force: !!o.force, ...(o.root ? { sys: new SysRoot(o.root), modprobe: false } : {}) });
       console.log(`${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver ?? 'no driver'}`);
     });
 
   async function scalingCommand(o: { device: string; strategies: IndexKind[]; scaling: string | true; json?: boolean }) {
-    const dev = openDevice(o.device);
+    const dev = openBenchDevice(o.device);
     const provider = dev.spec;
+    if (!o.json) process.stderr.write(`provider: ${dev.provider.description}${dev.reason ? `\n${dev.reason}` : ''}\n`);
     dev.close();
     const dir = o.scaling === true ? 'bench-out' : o.scaling;
     let bar: SingleBar | undefined;
@@ -144,13 +172,14 @@ export function main(argv: string[]): void {
 
   program.command('bench-child', { hidden: true })
     .requiredOption('--provider <spec>').requiredOption('--strategy <s>').requiredOption('--workload <w>')
-    .addOption(new Option('--n <n>').argParser((v) => parseInt(v, 10)).default(SEED_N))
+    .addOption(new Option('--n <n>').argParser(int).default(SEED_N))
     .action((o) => {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
   program.parseAsync(argv).catch((e: Error) => {
     console.error(`dmapool: ${e.message}`);
+    if (e instanceof DmaPoolError && e.hint) console.error(`hint: ${e.hint}`);
     process.exit(1);
   });
 }

@@ -5,7 +5,8 @@
  */
 import { DmaPoolError } from './errors';
 import { native } from './native';
-import { groupMembers, normalizeBdf, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
+import { kernelUsers } from './bind';
+import { groupMembers, isKernelOwned, isUioDriver, normalizeBdf, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
 import { hasIpcLock } from './providers/memlock';
 import { translate } from './providers/pagemap';
 import { HOST, SysRoot } from './sysfs';
@@ -65,6 +66,8 @@ function fmtBytes(n: number): string {
 export function doctor(o: DoctorOptions = {}): DoctorReport {
   const sys = o.sys ?? HOST;
   const provider: DoctorProvider = o.provider ?? (o.bdf ? 'vfio' : 'udmabuf');
+  if (!Object.hasOwn(REQUIRED, provider))
+    throw new DmaPoolError('EINVAL', `doctor: provider must be one of ${Object.keys(REQUIRED).join(', ')}, got '${provider}'`);
   const memory = o.memory ?? 64 * 2 ** 20;
   const slab = o.slabSize ?? 2 * 2 ** 20;
   const checks: Check[] = [];
@@ -81,7 +84,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     const m = native().mapAnonymous(native().pageSize, native().pageSize, {});
     const v = new Uint8Array(m.buffer);
     v[0] = 1;
-    native().unmap(m.buffer);
+    native().unmap(m.id);
     if (v.length !== 0) { extOk = false; ext = 'detaching an external ArrayBuffer left a live view'; }
   } catch (e) {
     extOk = false;
@@ -119,9 +122,14 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     if (info) {
       add({ id: 'device', status: 'ok', title: `device ${bdf} [${info.vendor}:${info.device}] class ${info.classCode.toString(16).padStart(6, '0')}` });
       const want = provider === 'vfio' ? 'vfio-pci' : 'uio_pci_generic';
-      const okDrv = info.driver === want || (provider === 'uio' && info.driver === undefined);
+      const okDrv = provider === 'vfio' ? info.driver === 'vfio-pci' : isUioDriver(info, sys);
+      const kernel = isKernelOwned(info, sys);
+      const users = kernel ? kernelUsers(bdf, sys) : [];
       add({ id: 'driver', status: okDrv ? 'ok' : 'fail', title: `driver: ${info.driver ?? 'none'}`,
-        ...(okDrv ? {} : { fix: `dmapool bind ${bdf} --driver ${want}` }) });
+        ...(okDrv ? {} : {
+          ...(kernel ? { detail: `the kernel owns it${users.length ? `: in use by ${users.join(', ')}` : ''}; bind needs --force` } : {}),
+          fix: `dmapool bind ${bdf} --driver ${want}${kernel ? ' --force  (once nothing uses it)' : ''}`,
+        }) });
       group = info.iommuGroup;
       if (provider === 'vfio') {
         if (group === undefined) {
@@ -210,10 +218,10 @@ function pagemapCheck(sys: SysRoot, provider: DoctorProvider): Check {
     return { id: 'pagemap', status: 'ok', title: `pagemap gives physical addresses (e.g. 0x${phys[0].toString(16)})` };
   } catch (e) {
     const relevant = provider !== 'vfio';
-    return { id: 'pagemap', status: relevant ? 'fail' : 'skip', title: `pagemap: ${(e as Error).message.replace(/ \(hint.*$/, '')}`,
-      fix: 'run as root (reading PFNs needs CAP_SYS_ADMIN)' };
+    return { id: 'pagemap', status: relevant ? 'fail' : 'skip', title: `pagemap: ${(e as Error).message}`,
+      fix: (e as DmaPoolError).hint ?? 'run as root (reading PFNs needs CAP_SYS_ADMIN)' };
   } finally {
-    if (m) n.unmap(m.buffer);
+    if (m) n.unmap(m.id);
   }
 }
 

@@ -2,16 +2,50 @@
 import { Device } from './device';
 import { DmaPoolError } from './errors';
 import { SimOptions, SimProvider } from './providers/sim';
-import { UDmaBufProvider } from './providers/u-dma-buf';
+import { UDmaBufOptions, UDmaBufProvider } from './providers/u-dma-buf';
 import { udmabufAvailable, UdmabufProvider } from './providers/udmabuf';
 import { PhysicalOptions } from './providers/physical';
 import { UioProvider } from './providers/uio';
-import { VfioProvider } from './providers/vfio';
-import { HOST } from './sysfs';
+import { VfioProvider, VfioProviderOptions } from './providers/vfio';
+import { HOST, SysRoot } from './sysfs';
 
-export interface OpenOptions extends SimOptions, PhysicalOptions {}
+export interface OpenOptions extends SimOptions, PhysicalOptions, VfioProviderOptions, UDmaBufOptions {
+  /**
+   * Let `auto` fall back to `sim` (fake IOVAs, NOT device-visible) when no device-visible
+   * provider works; `device.reason` then says so. Default false: `auto` throws instead.
+   */
+  allowSim?: boolean;
+}
+
+const isBool = (v: unknown) => typeof v === 'boolean';
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** Every option any provider takes (one list: the compiler insists it covers OpenOptions). */
+const OPTIONS: { [K in keyof OpenOptions]-?: [string, (v: unknown) => boolean] } = {
+  slabSize: ['a positive integer', (v) => isCount(v) && (v as number) > 0],
+  lock: ['a boolean', isBool],
+  iovaBase: ['a non-negative integer', isCount],
+  iovaFloor: ['a non-negative integer', isCount],
+  hugepages: ['a boolean', isBool],
+  allowSim: ['a boolean', isBool],
+  sys: ['a SysRoot', (v) => v instanceof SysRoot],
+};
 
 const SPECS = "'sim', 'auto', 'vfio:<BDF>[,<BDF>…]', 'uio:<BDF>', 'udmabuf' or 'u-dma-buf:<name>'";
+
+/** EINVAL for anything but undefined or a plain object of known options with the right types. */
+function checkOptions(opts: unknown): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new DmaPoolError('EINVAL', `openDevice: options must be an object, got ${opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts}`);
+  for (const [k, v] of Object.entries(opts)) {
+    if (!Object.hasOwn(OPTIONS, k))
+      throw new DmaPoolError('EINVAL', `openDevice: unknown option '${k}'`, `options are ${Object.keys(OPTIONS).join(', ')}`);
+    const rule = OPTIONS[k as keyof OpenOptions];
+    if (v !== undefined && !rule[1](v))
+      throw new DmaPoolError('EINVAL', `openDevice: option ${k} must be ${rule[0]}, got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+  }
+}
 
 /**
  * Opens a device by spec:
@@ -20,48 +54,62 @@ const SPECS = "'sim', 'auto', 'vfio:<BDF>[,<BDF>…]', 'uio:<BDF>', 'udmabuf' or
  * - `uio:0000:85:00.0` — physical memory (pagemap) for a device without IOMMU translation.
  * - `udmabuf` — memfd + /dev/udmabuf, physical addresses.
  * - `u-dma-buf:udmabuf0` — ikwzm's u-dma-buf reserved buffer.
- * - `auto` — vfio:$DMAPOOL_DEVICE when set, else udmabuf when /dev/udmabuf exists, else sim;
- *   `device.reason` says which and why.
+ * - `auto` (the default) — vfio:$DMAPOOL_DEVICE when set, else udmabuf when /dev/udmabuf exists;
+ *   ENODEV when neither is there, and a failing provider's own error (no fallback). Only with
+ *   `allowSim: true` does it fall back to sim. `device.reason` says which and why.
  */
 export function openDevice(spec = 'auto', opts: OpenOptions = {}): Device {
-  const sys = opts.sys ?? HOST;
+  if (typeof spec !== 'string')
+    throw new DmaPoolError('EINVAL', `openDevice: spec must be a string, got ${spec === null ? 'null' : typeof spec}`, `use ${SPECS}`);
+  checkOptions(opts);
+  const { allowSim = false, ...popts } = opts;
   const [kind, arg] = splitSpec(spec);
   switch (kind) {
-    case 'sim': return new Device('sim', new SimProvider(opts));
+    case 'sim': return new Device('sim', new SimProvider(popts));
     case 'vfio': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': vfio needs a PCI address, e.g. vfio:0000:85:00.0`);
-      return new Device(spec, new VfioProvider(arg.split(','), opts));
+      return new Device(spec, new VfioProvider(arg.split(','), popts));
     }
     case 'uio': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': uio needs a PCI address, e.g. uio:0000:85:00.0`);
-      return new Device(spec, new UioProvider(arg, opts));
+      return new Device(spec, new UioProvider(arg, popts));
     }
-    case 'udmabuf': return new Device('udmabuf', new UdmabufProvider(opts));
+    case 'udmabuf': return new Device('udmabuf', new UdmabufProvider(popts));
     case 'u-dma-buf': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': u-dma-buf needs a device name, e.g. u-dma-buf:udmabuf0`);
-      return new Device(spec, new UDmaBufProvider(arg, opts));
+      return new Device(spec, new UDmaBufProvider(arg, popts));
     }
-    case 'auto': {
-      const want = process.env.DMAPOOL_DEVICE;
-      if (want) {
-        const s = /^(vfio|uio|udmabuf|u-dma-buf|sim)(:|$)/.test(want) ? want : `vfio:${want}`;
-        const d = openDevice(s, opts);
-        return new Device(d.spec, d.provider, `auto: DMAPOOL_DEVICE=${want} → ${d.spec}`);
-      }
-      if (udmabufAvailable(sys)) {
-        try {
-          return new Device('udmabuf', new UdmabufProvider(opts), 'auto: DMAPOOL_DEVICE unset; /dev/udmabuf present → udmabuf');
-        } catch (e) {
-          return new Device('sim', new SimProvider(opts),
-            `auto: /dev/udmabuf present but unusable (${(e as Error).message}); using sim (NOT device-visible)`);
-        }
-      }
-      return new Device('sim', new SimProvider(opts),
-        'auto: DMAPOOL_DEVICE unset (set it to a vfio-pci-bound BDF) and no /dev/udmabuf; using sim (NOT device-visible)');
-    }
+    case 'auto': return openAuto(popts, allowSim);
     default:
-      throw new DmaPoolError('ENODEV', `unknown device spec '${spec}'`, `use ${SPECS}`);
+      throw new DmaPoolError('EINVAL', `unknown device spec '${spec}'`, `use ${SPECS}`);
   }
+}
+
+const NOT_VISIBLE = 'fake IOVAs, NOT device-visible';
+
+function openAuto(opts: Omit<OpenOptions, 'allowSim'>, allowSim: boolean): Device {
+  const want = process.env.DMAPOOL_DEVICE;
+  if (want) {
+    const s = /^(vfio|uio|udmabuf|u-dma-buf|sim)(:|$)/.test(want) ? want : `vfio:${want}`;
+    const d = openDevice(s, opts);
+    return new Device(d.spec, d.provider, `auto: DMAPOOL_DEVICE=${want} → ${d.spec}${d.deviceVisible ? '' : ` (${NOT_VISIBLE})`}`);
+  }
+  let failure: string | undefined;
+  if (udmabufAvailable(opts.sys ?? HOST)) {
+    try {
+      return new Device('udmabuf', new UdmabufProvider(opts), 'auto: DMAPOOL_DEVICE unset; /dev/udmabuf present → udmabuf');
+    } catch (e) {
+      if (!allowSim) throw e; // it exists but fails: its own error, never fake addresses
+      failure = (e as Error).message;
+    }
+  }
+  if (!allowSim)
+    throw new DmaPoolError('ENODEV', 'auto: no device-visible memory: DMAPOOL_DEVICE is unset and /dev/udmabuf is missing',
+      'run `dmapool doctor` to see what a provider needs, then set DMAPOOL_DEVICE=<vfio-pci-bound BDF> (or open \'vfio:<BDF>\', ' +
+      '\'uio:<BDF>\', \'udmabuf\'); for tests without a device open \'sim\' or pass { allowSim: true }');
+  return new Device('sim', new SimProvider(opts), failure
+    ? `auto (allowSim): /dev/udmabuf present but unusable (${failure}); using sim (${NOT_VISIBLE})`
+    : `auto (allowSim): DMAPOOL_DEVICE unset (set it to a vfio-pci-bound BDF) and no /dev/udmabuf; using sim (${NOT_VISIBLE})`);
 }
 
 function splitSpec(spec: string): [string, string] {

@@ -6,7 +6,7 @@ const BDF_RE = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/i;
 
 /** '00:03.0' → '0000:00:03.0'. Throws EINVAL for anything that is not a PCI address. */
 export function normalizeBdf(bdf: string): string {
-  const m = BDF_RE.exec(bdf.trim());
+  const m = typeof bdf === 'string' ? BDF_RE.exec(bdf.trim()) : null;
   if (!m) throw new DmaPoolError('EINVAL', `'${bdf}' is not a PCI address (expected DDDD:BB:DD.F, e.g. 0000:85:00.0)`);
   return `${(m[1] ?? '0000').toLowerCase()}:${m[2].toLowerCase()}:${m[3].toLowerCase()}.${m[4]}`;
 }
@@ -50,6 +50,46 @@ export function groupMembers(group: number, sys: SysRoot = HOST): PciDeviceInfo[
  * kernel's allow-list of drivers that never do DMA on their own (pci-stub, pcieport).
  */
 export const VFIO_SAFE_DRIVERS = new Set(['vfio-pci', 'pci-stub', 'pcieport']);
+
+/** Drivers that hand a PCI function to userspace through UIO (a `uio/uioN` child in sysfs). */
+export const UIO_DRIVERS: ReadonlySet<string> = new Set(['uio_pci_generic', 'igb_uio']);
+
+/**
+ * Drivers that give a PCI function to userspace: the ones dmapool binds, takes devices from and
+ * opens. Every other driver is a kernel driver whose users (disks, mounts, links) depend on it.
+ */
+export const USERSPACE_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', ...UIO_DRIVERS]);
+
+/** The UIO devices (uioN) registered for the function, whatever its driver is called. */
+export function uioDevices(bdf: string, sys: SysRoot = HOST): string[] {
+  return sys.list(`${pciDevicePath(bdf)}/uio`).filter((n) => /^uio\d+$/.test(n));
+}
+
+/** True when the function's driver is a UIO driver: by name, or because it registered a UIO device. */
+export function isUioDriver(info: PciDeviceInfo, sys: SysRoot = HOST): boolean {
+  return info.driver !== undefined && (UIO_DRIVERS.has(info.driver) || uioDevices(info.bdf, sys).length > 0);
+}
+
+/** True when the function is bound to a kernel driver, not to one that hands it to userspace. */
+export function isKernelOwned(info: PciDeviceInfo, sys: SysRoot = HOST): boolean {
+  return info.driver !== undefined && !USERSPACE_DRIVERS.has(info.driver) && !isUioDriver(info, sys);
+}
+
+/**
+ * Checks that `uio:` may use the function: it must be bound to a UIO driver (uio_pci_generic,
+ * igb_uio, or any driver that registered a uioN device). Returns the driver's name; throws ENODEV
+ * naming the current driver otherwise, with the bind command that fixes it.
+ */
+export function checkUioDriver(bdfIn: string, sys: SysRoot = HOST): string {
+  const bdf = normalizeBdf(bdfIn);
+  const info = pciInfo(bdf, sys);
+  if (isUioDriver(info, sys)) return info.driver!;
+  const kernel = isKernelOwned(info, sys);
+  throw new DmaPoolError('ENODEV',
+    `${bdf} is ${info.driver ? `bound to ${info.driver}` : 'bound to no driver'}, not to a UIO driver (${[...UIO_DRIVERS].join(', ')})` +
+      (kernel ? ': the kernel owns it' : ''),
+    `dmapool bind ${bdf} --driver uio_pci_generic${kernel ? ' --force  (once nothing uses it)' : ''}`);
+}
 
 export function listPciDevices(sys: SysRoot = HOST): PciDeviceInfo[] {
   return sys.list('/sys/bus/pci/devices').map((b) => pciInfo(b, sys));

@@ -110,6 +110,22 @@ describe('dmapool doctor (fixture trees)', () => {
     } finally { fx.cleanup(); }
   });
 
+  it('pagemap: the fix is the error\'s hint field, not text parsed out of the message', () => {
+    const fx = new Fixture().file('/proc/self/pagemap', '');
+    try {
+      fs.truncateSync(fx.sys.path('/proc/self/pagemap'), 2 ** 40); // sparse: every entry reads "not present"
+      const c = check(doctor({ sys: fx.sys, provider: 'udmabuf' }), 'pagemap');
+      assert.equal(c.status, 'fail');
+      assert.match(c.title, /^pagemap: EFAULT: page 0x[0-9a-f]+ is not present in memory$/);
+      assert.equal(c.fix, 'the memory must be populated and locked before translation');
+    } finally { fx.cleanup(); }
+  });
+
+  it('rejects an unknown provider with EINVAL (not a TypeError)', () => {
+    assert.throws(() => doctor({ provider: 'dpdk' as never }), (e: unknown) =>
+      e instanceof DmaPoolError && e.code === 'EINVAL' && /provider must be one of vfio, uio, udmabuf, got 'dpdk'/.test(e.message));
+  });
+
   it('parses sizes', () => {
     assert.equal(parseSize('64M'), 64 << 20);
     assert.equal(parseSize('1G'), 2 ** 30);
@@ -119,14 +135,15 @@ describe('dmapool doctor (fixture trees)', () => {
 });
 
 describe('dmapool bind / unbind / devices (fixture trees)', () => {
-  it('refuses storage and network devices without --force', () => {
+  it('refuses a function on a kernel driver without --force; the command line prints the hint', () => {
     const fx = readyBox().pci({ bdf: '0000:03:00.0', cls: '0x020000', driver: 'ixgbe', group: 40 }).dir('/sys/bus/pci/drivers/vfio-pci');
     try {
       assert.throws(() => bind('0000:03:00.0', 'vfio-pci', { sys: fx.sys, modprobe: false }), (e: unknown) =>
-        e instanceof DmaPoolError && e.code === 'EBUSY' && /network device bound to ixgbe/.test(e.message) && /--force/.test(e.hint ?? ''));
+        e instanceof DmaPoolError && e.code === 'EBUSY' && /bound to the kernel driver ixgbe/.test(e.message) && /--force/.test(e.hint ?? ''));
       const out = spawnSync(process.execPath, [CLI, 'bind', '0000:03:00.0', '--root', fx.root], { encoding: 'utf8' });
       assert.equal(out.status, 1);
-      assert.match(out.stderr, /--force/);
+      assert.doesNotMatch(out.stderr.split('\n')[0], /--force/, 'the hint is not part of the message');
+      assert.match(out.stderr, /\nhint: once nothing uses it, add --force: dmapool bind 0000:03:00.0 --force\n/);
     } finally { fx.cleanup(); }
   });
 
@@ -175,5 +192,11 @@ describe('dmapool bind / unbind / devices (fixture trees)', () => {
     }
     assert.equal(spawnSync(process.execPath, [CLI, 'bogus'], { encoding: 'utf8' }).status, 2);
     assert.equal(spawnSync(process.execPath, [CLI, 'bind', '0000:00:04.0', '--driver', 'nvme'], { encoding: 'utf8' }).status, 2);
+    // bad option values are usage errors too, not failures of the command
+    for (const args of [['bench', '-s', 'rbtre'], ['bench', '-n', 'lots'], ['bench', '--reps', '-1'], ['doctor', '--memory', 'lots']]) {
+      const out = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+      assert.equal(out.status, 2, `${args.join(' ')}: ${out.stderr}`);
+      assert.match(out.stderr, /is invalid/);
+    }
   });
 });

@@ -60,6 +60,36 @@ export class Fixture {
     return this;
   }
 
+  /**
+   * A disk below a PCI function (`rel`: the path between them, e.g. 'virtio0/block',
+   * 'nvme/nvme0', 'host0/target0:0:0/0:0:0:0/block') with its partitions, numbered from `devNo`
+   * (major:minor), each linked from /sys/class/block like the kernel does.
+   */
+  disk(bdf: string, rel: string, name: string, devNo: string, partitions: string[] = []): this {
+    const p = `/sys/bus/pci/devices/${bdf}/${rel}/${name}`;
+    const [major, minor] = devNo.split(':').map(Number);
+    [name, ...partitions].forEach((n, i) => {
+      const q = i === 0 ? p : `${p}/${n}`;
+      this.file(`${q}/dev`, `${major}:${minor + i}\n`).link(`/sys/class/block/${n}`, `../..${q.slice('/sys'.length)}`);
+    });
+    return this;
+  }
+
+  /** A network interface below a PCI function (`rel` e.g. 'net' or 'virtio1/net'), linked from /sys/class/net. */
+  netif(bdf: string, rel: string, name: string, operstate: 'up' | 'down' | 'unknown', flags = operstate === 'up' ? '0x1003' : '0x1002'): this {
+    const p = `/sys/bus/pci/devices/${bdf}/${rel}/${name}`;
+    return this.file(`${p}/operstate`, `${operstate}\n`).file(`${p}/flags`, `${flags}\n`)
+      .link(`/sys/class/net/${name}`, `../..${p.slice('/sys'.length)}`);
+  }
+
+  /** One more line of /proc/self/mountinfo: the filesystem on device `devNo` (major:minor) at `target`. */
+  mount(devNo: string, source: string, target: string, fstype = 'ext4'): this {
+    const f = path.join(this.root, '/proc/self/mountinfo');
+    const old = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+    const id = 20 + old.split('\n').length;
+    return this.file('/proc/self/mountinfo', `${old}${id} 1 ${devNo} / ${target} rw,relatime shared:${id} - ${fstype} ${source} rw\n`);
+  }
+
   cleanup(): void {
     fs.rmSync(this.root, { recursive: true, force: true });
   }

@@ -7,11 +7,22 @@ export const STRATEGIES: IndexKind[] = ['rbtree', 'linear', 'stack', 'radix'];
 /**
  * Device specs the pool suite runs on: always 'sim', plus every real provider named in
  * DMAPOOL_TEST_DEVICES (comma-separated, e.g. "vfio:0000:00:03.0,udmabuf") — the VM test bed
- * sets it; on a real box set it yourself.
+ * sets it; on a real box set it yourself. DMAPOOL_TEST_SIM=0 leaves 'sim' out (the VM guests:
+ * the host run already covers it).
  */
 export function deviceSpecs(): string[] {
   const extra = (process.env.DMAPOOL_TEST_DEVICES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return ['sim', ...extra.filter((s) => s !== 'sim')];
+  const sim = process.env.DMAPOOL_TEST_SIM === '0' && extra.length ? [] : ['sim'];
+  return [...sim, ...extra.filter((s) => s !== 'sim')];
+}
+
+/**
+ * Strategies the stress loops run on `spec`: all on 'sim'; on real memory all but `linear`, whose
+ * index code is the same on every provider (the sim run covers it) and which takes minutes per
+ * loop under emulation.
+ */
+export function stressStrategies(spec: string): IndexKind[] {
+  return spec === 'sim' ? STRATEGIES : STRATEGIES.filter((s) => s !== 'linear');
 }
 
 export function withDevice<T>(spec: string, fn: (dev: Device) => T): T {

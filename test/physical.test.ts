@@ -102,6 +102,22 @@ describe('uio provider (fixture device, real memory and pagemap)', function () {
   });
 });
 
+describe('uio provider refuses functions a kernel driver owns (fixture)', () => {
+  for (const driver of ['virtio-pci', 'nvme', 'vfio-pci', undefined]) {
+    it(`${driver ?? 'no driver'}: ENODEV naming the driver, with the bind command as the fix`, () => {
+      const fx = new Fixture().pci({ bdf: '0000:00:02.0', cls: '0x010000', ...(driver ? { driver } : {}) })
+        .file('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', '0\n');
+      try {
+        assert.throws(() => openDevice('uio:0000:00:02.0', { sys: fx.sys }), (e: unknown) =>
+          e instanceof DmaPoolError && e.code === 'ENODEV' && e.message.includes(driver ?? 'no driver') &&
+          /dmapool bind 0000:00:02.0 --driver uio_pci_generic/.test(e.hint ?? ''));
+      } finally {
+        fx.cleanup();
+      }
+    });
+  }
+});
+
 describe('u-dma-buf provider (fixture: a sealed memfd stands in for /dev/udmabuf0)', () => {
   let fx: Fixture;
   let memfd = -1;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { deviceSpecs, rng, shuffle, STRATEGIES, withDevice } from './helpers';
+import { deviceSpecs, rng, shuffle, stressStrategies, withDevice } from './helpers';
 
 /** The seed's mpt3sas chain pool: 373959 blocks of 128 bytes. */
 const N = 373959;
 
 for (const spec of deviceSpecs()) {
   describe(`stress: the seed's chain pool (${N} × 128 B) on ${spec}`, () => {
-    for (const index of STRATEGIES) {
+    for (const index of stressStrategies(spec)) {
       for (const legacyLayout of [false, true]) {
         const layout = legacyLayout ? 'legacy layout' : 'fixed layout';
         it(`${index}, ${layout}: create + ${N} × alloc + ${N} × free in allocation order + destroy`, () => withDevice(spec, (dev) => {

@@ -6,7 +6,7 @@
  */
 import { DmaPoolError } from '../errors';
 import { native } from '../native';
-import { normalizeBdf, pciInfo } from '../pci';
+import { checkUioDriver, normalizeBdf, pciInfo } from '../pci';
 import { MappedSlab, Slab } from '../provider';
 import { SysRoot } from '../sysfs';
 import { SysfsPciDevice } from '../vfio/sysfs-pci';
@@ -36,10 +36,10 @@ export class UioProvider extends PhysicalProvider {
     super(opts);
     const sys = this.sys;
     const b = normalizeBdf(bdf);
+    const drv = checkUioDriver(b, sys); // never a function a kernel driver owns
     checkUntranslated(b, sys);
-    const drv = pciInfo(b, sys).driver;
     this.pciDevice = new SysfsPciDevice(b, sys);
-    this.description = `uio: ${b} (driver ${drv ?? 'none'}), physical addresses via pagemap, ` +
+    this.description = `uio: ${b} (driver ${drv}), physical addresses via pagemap, ` +
       (this.huge ? '2 MiB huge pages' : 'mlocked 4 KiB pages (allocations up to 4 KiB)');
   }
 
