@@ -46,7 +46,8 @@ function diff(a: ProviderCounters, b: ProviderCounters): ProviderCounters {
   return {
     nativeCalls: b.nativeCalls - a.nativeCalls, iommuMaps: b.iommuMaps - a.iommuMaps,
     iommuUnmaps: b.iommuUnmaps - a.iommuUnmaps, slabsMapped: b.slabsMapped - a.slabsMapped,
-    slabsUnmapped: b.slabsUnmapped - a.slabsUnmapped, bytesMapped: b.bytesMapped - a.bytesMapped,
+    slabsUnmapped: b.slabsUnmapped - a.slabsUnmapped, slabsLeaked: b.slabsLeaked - a.slabsLeaked,
+    bytesMapped: b.bytesMapped - a.bytesMapped,
   };
 }
 
@@ -245,7 +246,7 @@ export function runBench(o: BenchOptions): BenchResult[] {
         results.push({
           strategy, provider: o.provider, workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
           median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
-          counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, bytesMapped: 0 },
+          counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0 },
           metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
         });
         o.tick?.(`${strategy} dmapool_test ${row[0]}`);

@@ -34,8 +34,12 @@ export class Device {
     return this.provider.deviceVisible;
   }
 
-  /** dma_pool_create(). Throws DmaPoolError('EINVAL') naming the bad argument. */
-  createPool(name: string, size: number, opts: PoolOptions = {}): DmaPool {
+  /**
+   * dma_pool_create(). Throws DmaPoolError('EINVAL') naming the bad argument (name not a string,
+   * size or a create rule, options not undefined or a plain object, an unknown option, an option
+   * of the wrong type); on any error nothing is created or listed.
+   */
+  createPool(name: string, size: number, opts?: PoolOptions): DmaPool {
     if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
     const pool = new DmaPool(name, size, opts, this.provider, (p) => {
       const i = this.poolList.indexOf(p);

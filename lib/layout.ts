@@ -36,9 +36,26 @@ function isPow2(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
 }
 
-function checkInt(name: string, v: number, max = INT_MAX): void {
-  if (!Number.isInteger(v) || v < 0 || v > max)
-    throw new DmaPoolError('EINVAL', `${name} must be an integer in [0, ${max}], got ${v}`);
+/**
+ * A value for an error message, never throwing: numbers and strings as such (strings quoted and
+ * cut to 40 characters), anything else by its type (a Symbol or an object whose toString
+ * throws must not turn an EINVAL into a TypeError).
+ */
+export function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case 'number': case 'boolean': case 'undefined': return String(v);
+    case 'bigint': return `${v}n`;
+    case 'string': return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+    case 'function': return 'a function';
+    case 'symbol': return 'a symbol';
+    default: return v === null ? 'null' : Array.isArray(v) ? 'an array' : 'an object';
+  }
+}
+
+function checkInt(name: string, v: unknown, max = INT_MAX): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+    throw new DmaPoolError('EINVAL', `${name} must be an integer in [0, ${max}], got ${describeValue(v)}`);
+  return v;
 }
 
 /** Lays out blocks in one page; `legacy` uses the pre-fix `>=` test. */
@@ -77,15 +94,16 @@ export function layoutBlocks(size: number, boundary: number, allocation: number,
 
 /** Applies dma_pool_create()'s rules; throws DmaPoolError('EINVAL') naming the bad argument. */
 export function poolGeometry(requestedSize: number, opts: LayoutOptions, pageSize: number): PoolGeometry {
-  let align = opts.align ?? 0;
-  let boundary = opts.boundary ?? 0;
-  const legacy = opts.legacyLayout ?? false;
-  checkInt('align', align);
-  checkInt('boundary', boundary);
+  // only undefined means "absent": null or another type is an error, not a default
+  let align = checkInt('align', opts.align === undefined ? 0 : opts.align);
+  let boundary = checkInt('boundary', opts.boundary === undefined ? 0 : opts.boundary);
+  const legacy: unknown = opts.legacyLayout === undefined ? false : opts.legacyLayout;
+  if (typeof legacy !== 'boolean')
+    throw new DmaPoolError('EINVAL', `legacyLayout must be a boolean, got ${describeValue(legacy)}`);
   if (align === 0) align = 1;
   else if (!isPow2(align)) throw new DmaPoolError('EINVAL', `align must be a power of two, got ${align}`);
-  if (!Number.isInteger(requestedSize) || requestedSize <= 0 || requestedSize > INT_MAX)
-    throw new DmaPoolError('EINVAL', `size must be an integer in [1, ${INT_MAX}], got ${requestedSize}`);
+  if (typeof requestedSize !== 'number' || !Number.isInteger(requestedSize) || requestedSize <= 0 || requestedSize > INT_MAX)
+    throw new DmaPoolError('EINVAL', `size must be an integer in [1, ${INT_MAX}], got ${describeValue(requestedSize)}`);
   // The kernel raises tiny sizes to fit its in-block free-list links (16 B since 6.4, 4 B before).
   // Our free lists live outside DMA memory, so the requested size is kept (README: differences).
   const size = Math.ceil(requestedSize / align) * align;

@@ -6,25 +6,75 @@
  */
 import { DmaPoolError, hex } from './errors';
 import { LinearIndex } from './index/linear';
-import type { IndexKind, PageIndex } from './index/page-index';
-import { NONE, PageTable } from './index/pages';
+import type { IndexKind, PageIndex, PageIndexFactory } from './index/page-index';
+import { asNoMem, NONE, PageTable } from './index/pages';
 import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
 import { StackIndex } from './index/stack';
-import { LayoutOptions, PoolGeometry, blockIndex, poolGeometry } from './layout';
-import type { SlabProvider } from './provider';
+import { LayoutOptions, PoolGeometry, blockIndex, describeValue, poolGeometry } from './layout';
+import type { Chunk, SlabProvider } from './provider';
 
 export const POOL_POISON_FREED = 0xa7;
 export const POOL_POISON_ALLOCATED = 0xa9;
-/** dma_pool names are truncated to fit char name[32]. */
+/**
+ * dma_pool names are truncated to fit char name[32]: the kernel keeps 31 bytes. We keep at most
+ * 31 code points (whole characters: a surrogate pair is never split), so ASCII names truncate
+ * exactly as the kernel's do. The name is otherwise kept as given; the `pools` report escapes
+ * control characters (see report.ts).
+ */
 export const POOL_NAME_MAX = 31;
+
+/** The name as the pool keeps it: at most POOL_NAME_MAX code points. */
+export function truncatePoolName(name: string): string {
+  if (name.length <= POOL_NAME_MAX) return name; // ≤ 31 UTF-16 units ⇒ ≤ 31 code points
+  let i = 0;
+  for (let n = 0; n < POOL_NAME_MAX && i < name.length; n++) {
+    const c = name.charCodeAt(i);
+    const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < name.length && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    i += pair ? 2 : 1;
+  }
+  return name.slice(0, i);
+}
+
+export const INDEX_KINDS: readonly IndexKind[] = ['rbtree', 'linear', 'stack', 'radix'];
+const OPTION_NAMES: readonly string[] = ['align', 'boundary', 'legacyLayout', 'index', 'debug', 'onDebugReport'];
+
+/**
+ * What a pool needs from its memory provider (SlabProvider satisfies it). Tests pass doubles
+ * that fail on demand and count live chunks.
+ */
+export interface ChunkSource {
+  readonly pageSize: number;
+  /** A zeroed, naturally aligned DMA-contiguous chunk; throws (ENOMEM, …) leaving nothing allocated. */
+  allocChunk(bytes: number): Chunk;
+  freeChunk(chunk: Chunk): void;
+  /** Returns all chunks, or throws having returned none. */
+  freeChunks(chunks: readonly Chunk[]): void;
+}
+
+/**
+ * @internal Failure-injection seams for tests (not reachable through Device.createPool):
+ * the page index and the page table can be replaced by ones that fail on demand.
+ */
+export interface PoolSeams {
+  makeIndex?: PageIndexFactory;
+  makePageTable?: (blocksPerPage: number, allocation: number) => PageTable;
+}
+
+/** Warning code of a debug reporter that threw (delivered through process.emitWarning). */
+export const REPORTER_THREW_WARNING = 'DMAPOOL_DEBUG_REPORTER_THREW';
 
 export interface PoolOptions extends LayoutOptions {
   /** Page lookup strategy (default 'rbtree', the seed's). */
   index?: IndexKind;
   /** DMAPOOL_DEBUG: poison blocks and check free blocks for corruption on alloc. */
   debug?: boolean;
-  /** Receives debug-mode corruption reports (default: process.emitWarning). */
+  /**
+   * Receives debug-mode corruption reports (default: process.emitWarning). Reports are queued
+   * and delivered in a microtask, after the operation that found the corruption has returned,
+   * so the reporter may use the pool freely; an exception it throws is passed to
+   * process.emitWarning (code DMAPOOL_DEBUG_REPORTER_THREW) and never reaches the pool.
+   */
   onDebugReport?: (report: DebugReport) => void;
 }
 
@@ -68,9 +118,87 @@ export function makeIndex(kind: IndexKind, pages: PageTable): PageIndex {
     case 'linear': return new LinearIndex(pages);
     case 'stack': return new StackIndex(pages);
     case 'radix': return new RadixIndex(pages);
-    default: throw new DmaPoolError('EINVAL', `index must be one of rbtree, linear, stack, radix; got ${String(kind)}`);
+    default: throw new DmaPoolError('EINVAL', `index must be one of ${INDEX_KINDS.join(', ')}; got ${describeValue(kind)}`);
   }
 }
+
+function einval(message: string, hint?: string): DmaPoolError {
+  return new DmaPoolError('EINVAL', message, hint);
+}
+
+/** Edit distance ≤ 2 to a known option: the likely typo ("aling" → "align"). */
+function suggestOption(name: string): string | undefined {
+  const dist = (a: string, b: string): number => {
+    const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let diag = d[0];
+      d[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const up = d[j];
+        d[j] = Math.min(d[j] + 1, d[j - 1] + 1, diag + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+        diag = up;
+      }
+    }
+    return d[b.length];
+  };
+  let best: string | undefined, bestD = 3;
+  for (const o of OPTION_NAMES) {
+    const dd = dist(name, o);
+    if (dd < bestD) { best = o; bestD = dd; }
+  }
+  return best;
+}
+
+/**
+ * dma_pool_create()'s option checks beyond the layout rules: `opts` is undefined or a plain
+ * object with only known option names, each of the right type. Returns a snapshot (each option
+ * read once) so later changes to the caller's object, or getters, cannot change the pool.
+ * Throws DmaPoolError EINVAL naming the option; nothing is created.
+ */
+export function checkPoolOptions(opts: unknown): PoolOptions {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw einval(`options must be an object or undefined, got ${describeValue(opts)}`);
+  const o = opts as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  try { // a Proxy or a getter may throw anywhere in here
+    const proto: unknown = Object.getPrototypeOf(opts);
+    // a plain object from this or another realm: its prototype is Object.prototype (or null)
+    if (proto !== null && Object.getPrototypeOf(proto) !== null)
+      throw einval('options must be a plain object ({ align, boundary, … })');
+    for (const k of Object.keys(o)) {
+      if (!OPTION_NAMES.includes(k)) {
+        const s = suggestOption(k);
+        throw einval(`unknown option ${JSON.stringify(k)}`,
+          s ? `did you mean ${s}? (options: ${OPTION_NAMES.join(', ')})` : `options: ${OPTION_NAMES.join(', ')}`);
+      }
+    }
+    for (const k of OPTION_NAMES) {
+      const v = o[k];
+      if (v !== undefined) out[k] = v;
+    }
+  } catch (e) {
+    if (e instanceof DmaPoolError) throw e;
+    throw new DmaPoolError('EINVAL', `options could not be read: ${describeValue(e)}`, { cause: e });
+  }
+  for (const k of ['debug', 'legacyLayout'])
+    if (out[k] !== undefined && typeof out[k] !== 'boolean') throw einval(`${k} must be a boolean, got ${describeValue(out[k])}`);
+  if (out.index !== undefined && !INDEX_KINDS.includes(out.index as IndexKind))
+    throw einval(`index must be one of ${INDEX_KINDS.join(', ')}; got ${describeValue(out.index)}`);
+  if (out.onDebugReport !== undefined && typeof out.onDebugReport !== 'function')
+    throw einval(`onDebugReport must be a function, got ${describeValue(out.onDebugReport)}`);
+  // align and boundary: poolGeometry() applies the create rules (integers, powers of two)
+  return out as PoolOptions;
+}
+
+/** process.emitWarning, guarded: a warning must never throw out of report delivery. */
+function warn(message: string, code: string, detail?: string): void {
+  try {
+    process.emitWarning(message, { type: 'DmaPoolWarning', code, ...(detail !== undefined ? { detail } : {}) });
+  } catch { /* nothing left to tell */ }
+}
+
+const defaultReporter = (r: DebugReport): void => warn(`${r.message}\n${r.dump}`, 'DMAPOOL_DEBUG_CORRUPTED');
 
 export class DmaPool {
   readonly name: string;
@@ -86,27 +214,36 @@ export class DmaPool {
   private inUseTotal = 0;
   private destroyed = false;
   private readonly onDebugReport: (r: DebugReport) => void;
+  /** Debug reports found by operations, waiting for the microtask that delivers them. */
+  private pendingReports: DebugReport[] = [];
+  private reportsScheduled = false;
 
-  /** @internal Use Device.createPool(). */
+  /**
+   * @internal Use Device.createPool(). Checks every argument first (EINVAL naming it) and
+   * allocates no DMA memory. `provider` is any ChunkSource (a SlabProvider in practice);
+   * `seams` are for failure-injection tests only.
+   */
   constructor(
     name: string,
     requestedSize: number,
-    opts: PoolOptions,
-    private readonly provider: SlabProvider,
+    options: PoolOptions | undefined,
+    private readonly provider: ChunkSource | SlabProvider,
     private readonly onDestroy: (pool: DmaPool) => void,
+    seams: PoolSeams = {},
   ) {
-    if (typeof name !== 'string') throw new DmaPoolError('EINVAL', 'name must be a string');
-    this.name = name.slice(0, POOL_NAME_MAX);
+    if (typeof name !== 'string') throw einval(`name must be a string, got ${describeValue(name)}`);
+    const opts = checkPoolOptions(options);
     this.geometry = poolGeometry(requestedSize, opts, provider.pageSize);
+    this.name = truncatePoolName(name);
     this.debug = opts.debug ?? false;
     this.size = this.geometry.size;
     this.bpp = this.geometry.blocksPerPage;
     this.offsets = this.geometry.offsets;
     this.oneWindow = this.geometry.boundary === this.geometry.allocation;
-    this.pages = new PageTable(this.bpp, this.geometry.allocation);
-    this.index = makeIndex(opts.index ?? 'rbtree', this.pages);
-    this.onDebugReport = opts.onDebugReport ??
-      ((r) => process.emitWarning(`${r.message}\n${r.dump}`, 'DmaPoolWarning'));
+    this.pages = seams.makePageTable ? seams.makePageTable(this.bpp, this.geometry.allocation)
+      : new PageTable(this.bpp, this.geometry.allocation);
+    this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
+    this.onDebugReport = opts.onDebugReport ?? defaultReporter;
   }
 
   /** dma_pool_alloc(): the DMA address of a free block (contents undefined; poisoned in debug). */
@@ -123,27 +260,67 @@ export class DmaPool {
     if (this.destroyed) throw this.destroyedError();
     let b = this.index.take();
     if (b === NONE) {
-      this.addPage();
+      this.addPage(); // all-or-nothing: throws with the pool unchanged
       b = this.index.take();
     }
     const pages = this.pages;
-    pages.allocated[b] = 1;
     const p = (b / this.bpp) | 0;
-    pages.inUse[p]++;
-    this.inUseTotal++;
     const off = this.offsets[b - p * this.bpp];
     const dma = pages.dma[p] + off;
-    if (this.debug) this.debugCheckFree(p, off, dma);
-    if (zero) this.blockView(p, off).fill(0);
-    else if (this.debug) this.blockView(p, off).fill(POOL_POISON_ALLOCATED);
+    // touch the memory before the block counts as allocated: if that throws, prepareBlock puts it back
+    if (zero || this.debug) this.prepareBlock(b, p, off, dma, zero);
+    pages.allocated[b] = 1;
+    pages.inUse[p]++;
+    this.inUseTotal++;
     return dma;
   }
 
+  /** Debug check + poison or zeroing of a block just taken from the index (not yet counted). */
+  private prepareBlock(b: number, p: number, off: number, dma: number, zero: boolean): void {
+    try {
+      if (this.debug) this.debugCheckFree(p, off, dma);
+      this.blockView(p, off).fill(zero ? 0 : POOL_POISON_ALLOCATED);
+    } catch (e) {
+      this.index.put(b); // exactly undoes take(): the block is the head of its list again
+      throw memoryError(e, dma);
+    }
+  }
+
+  /**
+   * Adds one page, all-or-nothing: the table grows before a chunk is taken, and a chunk whose
+   * index entry fails is removed from the table and returned to the provider. Any failure
+   * throws a DmaPoolError (ENOMEM for exhausted memory, EINVAL for a page the index refuses)
+   * with the pool exactly as it was and no chunk kept.
+   */
   private addPage(): void {
+    const pages = this.pages;
+    try {
+      pages.reserve(pages.count + 1);
+    } catch (e) {
+      throw asNoMem(e, `dma_pool_alloc ${this.name}: page table`);
+    }
     const chunk = this.provider.allocChunk(this.geometry.allocation);
-    const p = this.pages.add(chunk);
-    this.index.addPage(p);
-    if (this.debug) new Uint8Array(chunk.slab.buffer, chunk.offset, this.geometry.allocation).fill(POOL_POISON_FREED);
+    let added = false;
+    try {
+      if (this.debug) this.poisonChunk(chunk);
+      const p = pages.add(chunk); // room was reserved: cannot fail
+      added = true;
+      this.index.addPage(p); // the last step that can fail; it changes nothing when it throws
+    } catch (e) {
+      if (added) pages.removeLast();
+      try {
+        this.provider.freeChunk(chunk);
+      } catch { /* the provider refused its own chunk: nothing better to do than report the first error */ }
+      throw asNoMem(e, `dma_pool_alloc ${this.name}: page index`);
+    }
+  }
+
+  private poisonChunk(chunk: Chunk): void {
+    try {
+      new Uint8Array(chunk.slab.buffer, chunk.offset, this.geometry.allocation).fill(POOL_POISON_FREED);
+    } catch (e) {
+      throw memoryError(e, chunk.dma);
+    }
   }
 
   /**
@@ -174,12 +351,20 @@ export class DmaPool {
     const pages = this.pages;
     if (pages.allocated[b] === 0)
       throw new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} already free`);
-    pages.allocated[b] = 0;
     const p = (b / this.bpp) | 0;
+    if (this.debug) this.poisonFreed(p, this.offsets[b - p * this.bpp], dma); // before any change: it may throw
+    pages.allocated[b] = 0;
     pages.inUse[p]--;
     this.inUseTotal--;
-    if (this.debug) this.blockView(p, this.offsets[b - p * this.bpp]).fill(POOL_POISON_FREED);
     this.index.put(b);
+  }
+
+  private poisonFreed(p: number, off: number, dma: number): void {
+    try {
+      this.blockView(p, off).fill(POOL_POISON_FREED);
+    } catch (e) {
+      throw memoryError(e, dma);
+    }
   }
 
   /** A CPU view of exactly `size` bytes of the allocated block at `dma`. Detached when memory is unmapped. */
@@ -209,12 +394,42 @@ export class DmaPool {
     const v = this.blockView(page, off);
     for (let i = 0; i < v.length; i++) {
       if (v[i] !== POOL_POISON_FREED) {
-        this.onDebugReport({
+        // the dump is taken now (alloc overwrites the block); delivery waits until the pool is consistent
+        this.queueReport({
           pool: this.name, kind: 'corrupted', dma,
           message: `dma_pool_alloc ${this.name}, ${hex(dma)} (corrupted)`,
           dump: hexDump(v.subarray(0, Math.min(v.length, 32))),
         });
         return;
+      }
+    }
+  }
+
+  /**
+   * Reports are never delivered from inside an operation: the reporter could free, allocate or
+   * destroy while the pool is half-updated. They are queued and delivered by one microtask,
+   * which runs after the current operation (and its caller's synchronous code) has finished.
+   * A reporter that uses the pool may queue further reports: they get a fresh microtask, so
+   * there is no recursion. A reporter's exception goes to process.emitWarning (code
+   * DMAPOOL_DEBUG_REPORTER_THREW, the report in `detail`) and delivery continues.
+   */
+  private queueReport(r: DebugReport): void {
+    this.pendingReports.push(r);
+    if (!this.reportsScheduled) {
+      this.reportsScheduled = true;
+      queueMicrotask(() => this.deliverReports());
+    }
+  }
+
+  private deliverReports(): void {
+    const batch = this.pendingReports;
+    this.pendingReports = [];
+    this.reportsScheduled = false;
+    for (const r of batch) {
+      try {
+        this.onDebugReport(r);
+      } catch (e) {
+        warn(`onDebugReport of pool ${this.name} threw: ${describeError(e, true)}`, REPORTER_THREW_WARNING, `${r.message}\n${r.dump}`);
       }
     }
   }
@@ -266,14 +481,33 @@ export class DmaPool {
     if (this.inUseTotal > 0)
       throw new DmaPoolError('EBUSY', `dma_pool_destroy ${this.name} busy (${this.inUseTotal} blocks in use)`,
         'free every block before destroying the pool');
-    this.destroyed = true;
+    // the pool is marked destroyed only once its pages are back: if the provider refuses them
+    // (it returns all or none), the pool stays as it was and usable
     this.provider.freeChunks(this.pages.chunks);
+    this.destroyed = true;
     this.pages.chunks = [];
     this.onDestroy(this);
   }
 
   private destroyedError(): DmaPoolError {
     return new DmaPoolError('EBADF', `pool ${this.name} was destroyed`);
+  }
+}
+
+/** An error touching a block's memory, as a DmaPoolError (EFAULT: the memory is not accessible). */
+function memoryError(e: unknown, dma: number): DmaPoolError {
+  if (e instanceof DmaPoolError) return e;
+  return new DmaPoolError('EFAULT', `block ${hex(dma)}: its memory is not accessible (${describeError(e, false)})`,
+    { hint: 'was the provider closed under the pool?', cause: e });
+}
+
+/** A thrown value as text, without ever throwing (a value whose toString throws, a Symbol, …). */
+function describeError(e: unknown, stack: boolean): string {
+  try {
+    if (!(e instanceof Error)) return describeValue(e);
+    return (stack ? e.stack : undefined) ?? `${e.name}: ${e.message}`;
+  } catch {
+    return 'an unprintable value';
   }
 }
 

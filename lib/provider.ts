@@ -60,6 +60,8 @@ export interface ProviderCounters {
   iommuUnmaps: number;
   slabsMapped: number;
   slabsUnmapped: number;
+  /** Slabs whose unmap failed: left mapped and never reused. */
+  slabsLeaked: number;
   bytesMapped: number;
 }
 
@@ -102,7 +104,7 @@ export abstract class SlabProvider implements ProviderInfo {
   readonly pageSize: number;
   readonly slabSize: number;
   readonly counters: ProviderCounters = {
-    nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, bytesMapped: 0,
+    nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0,
   };
   private slabs = new Map<number, Slab>();
   private nextSlabId = 1;
@@ -255,8 +257,16 @@ export abstract class SlabProvider implements ProviderInfo {
     if (emptied.size === 0) return;
     for (const slab of emptied) {
       this.slabs.delete(slab.id);
-      this.unmapSlab(slab);
-      this.counters.slabsUnmapped++;
+      try {
+        this.unmapSlab(slab);
+        this.counters.slabsUnmapped++;
+      } catch (e) {
+        // The chunks are returned either way (a caller's destroy must not become unrepeatable);
+        // a slab that failed to unmap is leaked, mapped and out of use, never reused.
+        this.counters.slabsLeaked++;
+        process.emitWarning(`${this.kind}: slab at DMA ${hex(slab.dma)} could not be unmapped and is leaked: ` +
+          `${(e as Error).message}`, { type: 'DmaPoolWarning', code: 'DMAPOOL_SLAB_LEAKED' });
+      }
     }
     for (const [fp, b] of this.bump) if (emptied.has(b.slab)) this.bump.delete(fp);
     for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));

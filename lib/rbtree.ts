@@ -38,22 +38,31 @@ export class RbTree {
     return this.key.length;
   }
 
-  /** Grows the node arrays so ids < n are valid. */
+  /**
+   * Grows the node arrays so ids < n are valid. All-or-nothing: when an array cannot be
+   * allocated it throws DmaPoolError ENOMEM and the tree keeps its old arrays (a half-grown set
+   * would let writes past a shorter array vanish silently).
+   */
   reserve(n: number): void {
     if (n <= this.key.length) return;
     let cap = this.key.length;
     while (cap < n) cap *= 2;
-    const grow = <T extends Float64Array | Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.key = grow(this.key, (n) => new Float64Array(n));
-    this.span = grow(this.span, (n) => new Float64Array(n));
-    this.left = grow(this.left, (n) => new Int32Array(n));
-    this.right = grow(this.right, (n) => new Int32Array(n));
-    this.parent = grow(this.parent, (n) => new Int32Array(n));
-    this.color = grow(this.color, (n) => new Uint8Array(n));
+    let key: Float64Array, span: Float64Array, left: Int32Array, right: Int32Array, parent: Int32Array, color: Uint8Array;
+    try {
+      key = new Float64Array(cap); span = new Float64Array(cap);
+      left = new Int32Array(cap); right = new Int32Array(cap); parent = new Int32Array(cap);
+      color = new Uint8Array(cap);
+    } catch (e) {
+      if (e instanceof RangeError)
+        throw new DmaPoolError('ENOMEM', `red-black tree growth to ${cap} nodes: ${e.message}`, { cause: e });
+      throw e;
+    }
+    key.set(this.key); span.set(this.span);
+    left.set(this.left); right.set(this.right); parent.set(this.parent);
+    color.set(this.color);
+    this.key = key; this.span = span;
+    this.left = left; this.right = right; this.parent = parent;
+    this.color = color;
   }
 
   /** The node whose range contains `addr`, or -1. */
@@ -72,7 +81,10 @@ export class RbTree {
     return n;
   }
 
-  /** Inserts node `id` for [key, key + span). Throws EINVAL on overlap with an existing range. */
+  /**
+   * Inserts node `id` for [key, key + span). Throws EINVAL on overlap with an existing range,
+   * ENOMEM when the arrays cannot grow; either way before changing the tree.
+   */
   insert(id: number, key: number, span: number): void {
     this.reserve(id + 1);
     let p = NIL;

@@ -43,7 +43,7 @@ describe('device DMA through pool addresses (QEMU edu)', function () {
 
       for (const shape of [{ size: 128, align: 0, boundary: 0 }, { size: 96, align: 32, boundary: 1024 }]) {
         it(`copies block X → device → block Y for blocks across pages and slabs (size ${shape.size}, boundary ${shape.boundary || 'page'})`, () => {
-          const pool = dev.createPool('edu', shape.size, { ...shape });
+          const pool = dev.createPool('edu', shape.size, { align: shape.align, boundary: shape.boundary });
           const g = pool.geometry;
           const perSlab = (2 << 20) / g.allocation * g.blocksPerPage;
           const n = Math.ceil(perSlab * 2.5); // three slabs

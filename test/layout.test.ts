@@ -51,6 +51,17 @@ describe('dma_pool_create rules (semantics note §create)', () => {
     throwsEinval(() => geo(128, 0, 3000), 'boundary');
     throwsEinval(() => geo(96, 32, 64), 'boundary'); // 68 → 96 > 64
   });
+  it('align/boundary: only undefined means "absent"; null, strings, symbols and objects fail with EINVAL (never a TypeError)', () => {
+    for (const bad of [null, '16', Symbol('x'), {}, [16], 16n, Number.NaN, Infinity]) {
+      throwsEinval(() => poolGeometry(64, { align: bad as never }, PAGE), 'align');
+      throwsEinval(() => poolGeometry(64, { boundary: bad as never }, PAGE), 'boundary');
+    }
+    assert.equal(poolGeometry(64, { align: undefined, boundary: undefined }, PAGE).align, 1);
+  });
+  it('legacyLayout must be a boolean; size must be a number', () => {
+    for (const bad of [1, 'true', null, {}]) throwsEinval(() => poolGeometry(64, { legacyLayout: bad as never }, PAGE), 'legacyLayout');
+    for (const bad of ['64', null, undefined, Symbol('s'), 64n, { valueOf: () => 64 }]) throwsEinval(() => poolGeometry(bad as never, {}, PAGE), 'size');
+  });
   it('7. boundary is capped at the allocation', () => {
     assert.equal(geo(128, 0, 1 << 20).boundary, 4096);
     assert.equal(geo(8192, 0, 16384).boundary, 8192);

@@ -7,14 +7,21 @@ type Op =
   | { t: 'alloc'; zero: boolean }
   | { t: 'free'; pick: number }
   | { t: 'double'; pick: number }
-  | { t: 'bad'; pick: number; delta: number };
+  | { t: 'bad'; pick: number; delta: number }
+  | { t: 'viewFree'; pick: number }
+  | { t: 'check' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ t: fc.constant('alloc' as const), zero: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('free' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('double' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('bad' as const), pick: fc.nat(), delta: fc.integer({ min: 1, max: 1 << 20 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('viewFree' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('check' as const) }) },
 );
+
+/** Everything the pool reports about itself except the work counter (a failed lookup still counts visits). */
+const snapshot = (pool: { stats: object }) => JSON.stringify({ ...pool.stats, indexVisits: 0 });
 
 const shapes = [
   { size: 128, align: 0, boundary: 0 },
@@ -32,18 +39,20 @@ for (const spec of deviceSpecs()) {
         // shapes this provider can hold (4 KiB-contiguous memory can't hold the 5000-byte pool;
         // the contiguity test covers that refusal)
         const usable = withDevice(spec, (dev) => shapes.filter((s) => fits(dev, s.size)));
-        fc.assert(fc.property(fc.constantFrom(...usable), fc.array(opArb, { minLength: 200, maxLength: 600 }), (shape, cmds) =>
+        fc.assert(fc.property(fc.constantFrom(...usable), fc.boolean(), fc.array(opArb, { minLength: 200, maxLength: 600 }), (shape, debug, cmds) =>
           withDevice(spec, (dev) => {
-            const pool = dev.createPool('model', shape.size, { index, ...shape });
+            const { size: requested, ...layout } = shape;
+            const pool = dev.createPool('model', requested, { index, debug, ...layout });
             const size = pool.geometry.size;
             const live: number[] = [];
             const tags = new Map<number, number>();
             const freed: number[] = [];
             let tag = 1;
+            // every error is a DmaPoolError with one of `codes`, and leaves the pool exactly as it was
             const expectErr = (fn: () => unknown, codes: string[]) => {
-              const before = pool.stats.inUse;
+              const before = snapshot(pool);
               assert.throws(fn, (e: unknown) => e instanceof DmaPoolError && codes.includes(e.code));
-              assert.equal(pool.stats.inUse, before);
+              assert.equal(snapshot(pool), before);
             };
             for (const c of cmds) {
               ops++;
@@ -74,6 +83,11 @@ for (const spec of deviceSpecs()) {
                 const base = live.length ? live[c.pick % live.length] : 0x1000;
                 const d = base + c.delta;
                 if (!tags.has(d) && !freed.includes(d)) expectErr(() => pool.free(d), ['EINVAL', 'EFAULT', 'EALREADY']);
+              } else if (c.t === 'viewFree' && freed.length) {
+                const d = freed[c.pick % freed.length];
+                if (!tags.has(d)) expectErr(() => pool.view(d), ['EALREADY']);
+              } else if (c.t === 'check') {
+                pool.check();
               }
               assert.equal(pool.stats.inUse, live.length);
             }

@@ -98,9 +98,12 @@ for (const spec of deviceSpecs()) {
           : 'poolinfo - 0.1\nreply_free pool     0    1 4000  1\n');
       }));
 
-      it('truncates names to 31 characters', () => withDevice(spec, (dev) => {
+      it('truncates names to 31 code points, never splitting a surrogate pair', () => withDevice(spec, (dev) => {
         const p = dev.createPool('x'.repeat(40), 64, { index });
         assert.equal(p.name.length, 31);
+        assert.equal(dev.createPool('😀'.repeat(40), 64, { index }).name, '😀'.repeat(31));
+        assert.equal(dev.createPool('x'.repeat(30) + '😀z', 64, { index }).name, 'x'.repeat(30) + '😀');
+        assert.equal(dev.createPool('x'.repeat(31) + '😀', 64, { index }).name, 'x'.repeat(31));
       }));
 
       it('rejects a double free, a foreign address and a mid-block address, leaving the pool unchanged', () => withDevice(spec, (dev) => {
@@ -191,32 +194,40 @@ for (const spec of deviceSpecs()) {
         pool.check();
       }));
 
-      it('debug mode poisons blocks (0xa7 free, 0xa9 allocated) and reports corruption on alloc', () => withDevice(spec, (dev) => {
-        const reports: DebugReport[] = [];
-        const pool = dev.createPool('dbg', 64, { index, debug: true, onDebugReport: (r) => reports.push(r) });
-        const a = pool.alloc();
-        assert.ok(pool.view(a).every((b) => b === POOL_POISON_ALLOCATED));
-        const b = pool.alloc();
-        pool.free(b);
-        // the freed block and the untouched rest of the page hold the free poison
-        const c = pool.alloc();
-        assert.equal(c, b);
-        assert.equal(reports.length, 0);
-        pool.view(c).fill(1);
-        pool.free(c);
-        const chunk = (pool as unknown as { pages: { chunks: { slab: { buffer: ArrayBuffer }; offset: number }[] } }).pages.chunks[0];
-        const page = new Uint8Array(chunk.slab.buffer, chunk.offset, 4096);
-        assert.ok(page.subarray(c - a, c - a + 64).every((x) => x === POOL_POISON_FREED));
-        page[c - a + 10] = 0x00; // a device writes into a free block
-        const d = pool.alloc();
-        assert.equal(d, c);
-        assert.equal(reports.length, 1);
-        assert.match(reports[0].message, /^dma_pool_alloc dbg, 0x[0-9a-f]+ \(corrupted\)$/);
-        assert.match(reports[0].dump, /^00000000: a7 a7 a7 a7 a7 a7 a7 a7 a7 a7 00 a7/);
-        const z = pool.zalloc();
-        assert.ok(pool.view(z).every((x) => x === 0));
-        pool.free(a); pool.free(d); pool.free(z);
-      }));
+      it('debug mode poisons blocks (0xa7 free, 0xa9 allocated) and reports corruption after alloc', async () => {
+        const dev = openDevice(spec);
+        try {
+          const reports: DebugReport[] = [];
+          const pool = dev.createPool('dbg', 64, { index, debug: true, onDebugReport: (r) => reports.push(r) });
+          const a = pool.alloc();
+          assert.ok(pool.view(a).every((b) => b === POOL_POISON_ALLOCATED));
+          const b = pool.alloc();
+          pool.free(b);
+          // the freed block and the untouched rest of the page hold the free poison
+          const c = pool.alloc();
+          assert.equal(c, b);
+          assert.equal(reports.length, 0);
+          pool.view(c).fill(1);
+          pool.free(c);
+          const chunk = (pool as unknown as { pages: { chunks: { slab: { buffer: ArrayBuffer }; offset: number }[] } }).pages.chunks[0];
+          const page = new Uint8Array(chunk.slab.buffer, chunk.offset, 4096);
+          assert.ok(page.subarray(c - a, c - a + 64).every((x) => x === POOL_POISON_FREED));
+          page[c - a + 10] = 0x00; // a device writes into a free block
+          const d = pool.alloc();
+          assert.equal(d, c);
+          assert.equal(reports.length, 0, 'reports are delivered after the operation, not inside it');
+          await new Promise((r) => setImmediate(r));
+          assert.equal(reports.length, 1);
+          assert.match(reports[0].message, /^dma_pool_alloc dbg, 0x[0-9a-f]+ \(corrupted\)$/);
+          assert.match(reports[0].dump, /^00000000: a7 a7 a7 a7 a7 a7 a7 a7 a7 a7 00 a7/);
+          const z = pool.zalloc();
+          assert.ok(pool.view(z).every((x) => x === 0));
+          pool.free(a); pool.free(d); pool.free(z);
+        } finally {
+          for (const p of [...dev.pools]) try { p.destroy(); } catch { /* busy */ }
+          try { dev.close(); } catch { /* a failed test left blocks busy */ }
+        }
+      });
 
       it('frees in any order (ascending, descending, random) and reuses every page', () => withDevice(spec, (dev) => {
         const pool = dev.createPool('orders', 100, { index, align: 4 });

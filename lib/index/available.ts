@@ -6,30 +6,39 @@
  */
 import { checkPerPageFreeLists } from './linear';
 import type { IndexKind, PageIndex } from './page-index';
-import { NONE, PageTable } from './pages';
+import { asNoMem, NONE, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;
   abstract readonly visits: number;
   abstract readonly bytesPerPage: number;
   abstract findPage(dma: number): number;
-  /** Registers the page's DMA range in the lookup structure. */
+  /** Registers the page's DMA range in the lookup structure; throws before changing it, or not at all. */
   protected abstract indexPage(page: number): void;
   /** Checks the lookup structure itself. */
   protected abstract checkLookup(): void;
 
   private availHead = NONE;
-  private availNext = new Int32Array(16);
-  private availPrev = new Int32Array(16);
+  private availNext: Int32Array = new Int32Array(16);
+  private availPrev: Int32Array = new Int32Array(16);
   constructor(protected readonly pages: PageTable) {}
 
   addPage(page: number): void {
-    this.indexPage(page);
+    // Everything that can fail comes first: growing the list's arrays (both allocated before
+    // either is assigned), then the lookup entry (which checks before it changes anything).
     if (page >= this.availNext.length) {
-      const cap = this.availNext.length * 2;
-      const n = new Int32Array(cap); n.set(this.availNext); this.availNext = n;
-      const p = new Int32Array(cap); p.set(this.availPrev); this.availPrev = p;
+      let cap = this.availNext.length * 2;
+      while (cap <= page) cap *= 2;
+      let n: Int32Array, p: Int32Array;
+      try {
+        n = new Int32Array(cap); p = new Int32Array(cap);
+      } catch (e) {
+        throw asNoMem(e, `${this.kind} available list growth to ${cap} pages`);
+      }
+      n.set(this.availNext); p.set(this.availPrev);
+      this.availNext = n; this.availPrev = p;
     }
+    this.indexPage(page);
     this.pushAvail(page);
   }
 

@@ -8,7 +8,12 @@ export type IndexKind = 'rbtree' | 'linear' | 'stack' | 'radix';
 
 export interface PageIndex {
   readonly kind: IndexKind;
-  /** A page was added (its blocks are linked in pages.next from pages.freeHead[page]). */
+  /**
+   * A page was added (its blocks are linked in pages.next from pages.freeHead[page]).
+   * All-or-nothing: it either succeeds or throws (DmaPoolError: EINVAL for an overlapping or
+   * misaligned page, ENOMEM when its arrays cannot grow) leaving the index as it was; the pool
+   * then removes the page from the table and returns its chunk to the provider.
+   */
   addPage(page: number): void;
   /** The page whose [dma, dma + allocation) contains `dma`, or -1. */
   findPage(dma: number): number;

@@ -3,9 +3,39 @@
  * Block ids are global: page * blocksPerPage + index-in-page. `next` links blocks into
  * free lists (per page, or one pool-wide stack, depending on the index strategy).
  */
+import { DmaPoolError } from '../errors';
 import type { Chunk } from '../provider';
 
 export const NONE = -1;
+
+/** Block ids are Int32 (links, NONE = -1): a pool holds at most this many blocks. */
+export const MAX_BLOCKS = 0x7fffffff;
+
+/**
+ * A failure to allocate bookkeeping memory (V8 throws RangeError for typed arrays it cannot
+ * allocate, Maps or arrays past their maximum size) as the typed ENOMEM; other errors unchanged.
+ */
+export function asNoMem(e: unknown, what: string): unknown {
+  if (e instanceof RangeError)
+    return new DmaPoolError('ENOMEM', `${what}: ${e.message}`, { hint: 'the pool has too many pages for this process', cause: e });
+  return e;
+}
+
+/** The page table's arrays for one capacity (allocated together, assigned together). */
+export interface PageArrays {
+  dma: Float64Array;
+  inUse: Int32Array;
+  freeHead: Int32Array;
+  next: Int32Array;
+  allocated: Uint8Array;
+}
+
+function newPageArrays(cap: number, bpp: number): PageArrays {
+  return {
+    dma: new Float64Array(cap), inUse: new Int32Array(cap), freeHead: new Int32Array(cap),
+    next: new Int32Array(cap * bpp), allocated: new Uint8Array(cap * bpp),
+  };
+}
 
 export class PageTable {
   readonly blocksPerPage: number;
@@ -24,14 +54,19 @@ export class PageTable {
   /** The provider chunk behind each page (CPU view + release). */
   chunks: Chunk[] = [];
 
-  constructor(blocksPerPage: number, allocation: number, capacity = 16) {
+  /** Most pages this table can hold (block ids must stay Int32). */
+  readonly maxPages: number;
+
+  constructor(blocksPerPage: number, allocation: number, capacity = 16, maxPages = Math.floor(MAX_BLOCKS / blocksPerPage)) {
     this.blocksPerPage = blocksPerPage;
     this.allocation = allocation;
-    this.dma = new Float64Array(capacity);
-    this.inUse = new Int32Array(capacity);
-    this.freeHead = new Int32Array(capacity);
-    this.next = new Int32Array(capacity * blocksPerPage);
-    this.allocated = new Uint8Array(capacity * blocksPerPage);
+    this.maxPages = maxPages;
+    const a = newPageArrays(Math.min(capacity, maxPages), blocksPerPage);
+    this.dma = a.dma;
+    this.inUse = a.inUse;
+    this.freeHead = a.freeHead;
+    this.next = a.next;
+    this.allocated = a.allocated;
   }
 
   get capacity(): number {
@@ -39,18 +74,53 @@ export class PageTable {
   }
 
   /**
+   * Makes room for `pages` pages. Throws DmaPoolError ENOMEM (table unchanged) when they would
+   * exceed maxPages or the arrays cannot be allocated.
+   */
+  reserve(pages: number): void {
+    if (pages <= this.dma.length) return;
+    if (pages > this.maxPages)
+      throw new DmaPoolError('ENOMEM', `pool page table is full (${this.maxPages} pages: block ids are 31-bit)`,
+        'use fewer blocks per pool, or more pools');
+    const cap = Math.min(Math.max(this.dma.length * 2, pages), this.maxPages);
+    let a: PageArrays;
+    try {
+      a = this.allocArrays(cap);
+    } catch (e) {
+      throw asNoMem(e, `pool page table growth to ${cap} pages`);
+    }
+    a.dma.set(this.dma);
+    a.inUse.set(this.inUse);
+    a.freeHead.set(this.freeHead);
+    a.next.set(this.next);
+    a.allocated.set(this.allocated);
+    // nothing is assigned until every array exists: a failure above leaves the table as it was
+    this.dma = a.dma;
+    this.inUse = a.inUse;
+    this.freeHead = a.freeHead;
+    this.next = a.next;
+    this.allocated = a.allocated;
+  }
+
+  /** Allocates zeroed arrays for `cap` pages (a seam: tests override it to fail). */
+  protected allocArrays(cap: number): PageArrays {
+    return newPageArrays(cap, this.blocksPerPage);
+  }
+
+  /**
    * Adds a page over `chunk`; its blocks are linked in ascending order (first block first,
-   * the last one's link NONE). Returns the page id.
+   * the last one's link NONE). Returns the page id. Call reserve(count + 1) first when growth
+   * must not fail half-way (the pool does); otherwise this grows the table itself.
    */
   add(chunk: Chunk): number {
-    if (this.count === this.dma.length) this.grow();
+    if (this.count === this.dma.length) this.reserve(this.count + 1);
+    this.chunks.push(chunk);
     const p = this.count++;
     const bpp = this.blocksPerPage;
     const base = p * bpp;
     this.dma[p] = chunk.dma;
     this.inUse[p] = 0;
     this.freeHead[p] = base;
-    this.chunks.push(chunk);
     const next = this.next;
     const last = base + bpp - 1;
     for (let b = base; b < last; b++) next[b] = b + 1;
@@ -58,18 +128,13 @@ export class PageTable {
     return p;
   }
 
-  private grow(): void {
-    const cap = this.dma.length * 2;
-    const bpp = this.blocksPerPage;
-    const f64 = (a: Float64Array) => { const b = new Float64Array(cap); b.set(a); return b; };
-    const i32 = (a: Int32Array, n: number) => { const b = new Int32Array(n); b.set(a); return b; };
-    this.dma = f64(this.dma);
-    this.inUse = i32(this.inUse, cap);
-    this.freeHead = i32(this.freeHead, cap);
-    this.next = i32(this.next, cap * bpp);
-    const al = new Uint8Array(cap * bpp);
-    al.set(this.allocated);
-    this.allocated = al;
+  /** Undoes the last add() (its index entry failed); returns the page's chunk. */
+  removeLast(): Chunk {
+    const p = --this.count;
+    this.inUse[p] = 0;
+    this.freeHead[p] = NONE;
+    this.dma[p] = 0;
+    return this.chunks.pop()!;
   }
 
   /** Bytes of bookkeeping per page (page arrays + per-block link and state). */

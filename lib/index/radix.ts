@@ -7,7 +7,7 @@
 import { DmaPoolError, hex } from '../errors';
 import { nextPow2 } from '../provider';
 import { AvailableListIndex } from './available';
-import type { PageTable } from './pages';
+import { asNoMem, type PageTable } from './pages';
 
 const LEAF_BITS = 12;
 const LEAF_SIZE = 1 << LEAF_BITS;
@@ -45,9 +45,19 @@ export class RadixIndex extends AvailableListIndex {
     const u = Math.floor(dma / this.unit);
     if (u * this.unit !== dma)
       throw new DmaPoolError('EINVAL', `page at ${hex(dma)} is not aligned to ${hex(this.unit)}`);
-    const leaf = this.leaf(Math.floor(u / LEAF_SIZE), true)!;
+    const id = Math.floor(u / LEAF_SIZE);
     const slot = u % LEAF_SIZE;
-    if (leaf[slot] !== 0) throw new DmaPoolError('EINVAL', `DMA address overlap at ${hex(dma)}`);
+    // check before creating a leaf, so a refused page leaves no empty leaf behind
+    const existing = this.leaf(id, false);
+    if (existing !== undefined && existing[slot] !== 0) throw new DmaPoolError('EINVAL', `DMA address overlap at ${hex(dma)}`);
+    let leaf = existing;
+    if (leaf === undefined) {
+      try {
+        leaf = this.leaf(id, true)!;
+      } catch (e) {
+        throw asNoMem(e, 'radix leaf');
+      }
+    }
     leaf[slot] = page + 1;
   }
 
