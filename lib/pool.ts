@@ -12,7 +12,7 @@ import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
 import { StackIndex } from './index/stack';
 import { LayoutOptions, PoolGeometry, blockIndex, describeValue, poolGeometry } from './layout';
-import type { Chunk, SlabProvider } from './provider';
+import type { Chunk, ChunkView, SlabProvider } from './provider';
 
 export const POOL_POISON_FREED = 0xa7;
 export const POOL_POISON_ALLOCATED = 0xa9;
@@ -48,8 +48,17 @@ export interface ChunkSource {
   /** A zeroed, naturally aligned DMA-contiguous chunk; throws (ENOMEM, …) leaving nothing allocated. */
   allocChunk(bytes: number): Chunk;
   freeChunk(chunk: Chunk): void;
-  /** Returns all chunks, or throws having returned none. */
-  freeChunks(chunks: readonly Chunk[]): void;
+  /**
+   * Returns all chunks, or throws having returned none. A chunk listed in `escaped` (views of it
+   * that JS moved away) is kept out of reuse until those views are collected.
+   */
+  freeChunks(chunks: readonly Chunk[], escaped?: ReadonlyMap<Chunk, readonly number[]>): void;
+  /** A new ArrayBuffer over exactly [offset, offset + length) of a live chunk, and its view id. */
+  exposeChunk(chunk: Chunk, offset: number, length: number): ChunkView;
+  /** Detaches views; returns the ids of those JS had moved away (still reachable until collected). */
+  releaseViews(views: readonly number[]): number[];
+  /** CPU address of a chunk's first byte (tests compare it with pagemap). */
+  chunkAddress?(chunk: Chunk): bigint;
 }
 
 /**
@@ -217,6 +226,16 @@ export class DmaPool {
   /** Debug reports found by operations, waiting for the microtask that delivers them. */
   private pendingReports: DebugReport[] = [];
   private reportsScheduled = false;
+  /**
+   * Per page, the ArrayBuffer that view() hands out: exactly that page of this pool (never a
+   * shared slab), made on the first view() of the page and detached at destroy.
+   */
+  private pageBuffers: (ArrayBuffer | undefined)[] = [];
+  /** Every view id made for this pool and the page it covers (parallel arrays). */
+  private viewIds: number[] = [];
+  private viewPages: number[] = [];
+  /** Per page: views JS moved away (a transfer), still reachable until collected. */
+  private escapedViews = new Map<number, number[]>();
 
   /**
    * @internal Use Device.createPool(). Checks every argument first (EINVAL naming it) and
@@ -367,13 +386,55 @@ export class DmaPool {
     }
   }
 
-  /** A CPU view of exactly `size` bytes of the allocated block at `dma`. Detached when memory is unmapped. */
+  /**
+   * A CPU view of exactly `size` bytes of the allocated block at `dma`. Its `.buffer` is this
+   * pool's page holding the block (never memory of another pool), detached at destroy()/close.
+   * If JS detaches it (a transfer: stream enqueue or BYOB read, postMessage), only that page of
+   * this pool is affected: the next view() makes a new buffer for the page, and at destroy the
+   * page is kept out of reuse until the moved-away buffer is garbage-collected.
+   */
   view(dma: number): Uint8Array {
     const b = this.resolve(dma, 'view');
     if (this.pages.allocated[b] === 0)
       throw new DmaPoolError('EALREADY', `view ${this.name}, dma ${hex(dma)}: block is free`);
     const p = (b / this.bpp) | 0;
-    return this.blockView(p, this.offsets[b - p * this.bpp]);
+    let buf = this.pageBuffers[p];
+    if (buf === undefined || buf.byteLength === 0) buf = this.exposePage(p);
+    return new Uint8Array(buf, this.offsets[b - p * this.bpp], this.size);
+  }
+
+  private exposePage(p: number): ArrayBuffer {
+    const v = this.provider.exposeChunk(this.pages.chunks[p], 0, this.geometry.allocation);
+    this.viewIds.push(v.view);
+    this.viewPages.push(p);
+    this.pageBuffers[p] = v.buffer;
+    return v.buffer;
+  }
+
+  /** Detaches every view of this pool, remembering (per page) those JS had moved away. */
+  private releaseViews(): void {
+    if (this.viewIds.length === 0) return;
+    const escaped = new Set(this.provider.releaseViews(this.viewIds));
+    for (let i = 0; i < this.viewIds.length; i++) {
+      if (!escaped.has(this.viewIds[i])) continue;
+      const list = this.escapedViews.get(this.viewPages[i]) ?? [];
+      list.push(this.viewIds[i]);
+      this.escapedViews.set(this.viewPages[i], list);
+    }
+    this.viewIds = [];
+    this.viewPages = [];
+    this.pageBuffers = [];
+  }
+
+  /**
+   * @internal CPU virtual address of the block at `dma` (tests check it against pagemap).
+   */
+  cpuAddress(dma: number): bigint {
+    const b = this.resolve(dma, 'cpuAddress');
+    const p = (b / this.bpp) | 0;
+    const c = this.pages.chunks[p];
+    if (!this.provider.chunkAddress) throw new DmaPoolError('ENODEV', 'this provider does not report CPU addresses');
+    return this.provider.chunkAddress(c) + BigInt(this.offsets[b - p * this.bpp]);
   }
 
   /** True when `dma` is the start of an allocated block of this pool. */
@@ -473,19 +534,28 @@ export class DmaPool {
 
   /**
    * dma_pool_destroy(). With blocks still allocated it throws EBUSY and changes nothing (the
-   * memory stays mapped: a device may still DMA into it). Otherwise every page goes back to the
-   * provider and all views over them are detached once their slabs are unmapped. Twice is harmless.
+   * memory stays mapped: a device may still DMA into it). Otherwise every view of the pool is
+   * detached and every page goes back to the provider. Twice is harmless.
    */
   destroy(): void {
     if (this.destroyed) return;
     if (this.inUseTotal > 0)
       throw new DmaPoolError('EBUSY', `dma_pool_destroy ${this.name} busy (${this.inUseTotal} blocks in use)`,
         'free every block before destroying the pool');
+    // Views die with the pool, even where other pools keep the slab mapped. Pages with views JS
+    // moved away go back quarantined (out of reuse until those are collected).
+    this.releaseViews();
+    let escaped: Map<Chunk, number[]> | undefined;
+    if (this.escapedViews.size) {
+      escaped = new Map();
+      for (const [p, ids] of this.escapedViews) escaped.set(this.pages.chunks[p], ids);
+    }
     // the pool is marked destroyed only once its pages are back: if the provider refuses them
-    // (it returns all or none), the pool stays as it was and usable
-    this.provider.freeChunks(this.pages.chunks);
+    // (it returns all or none), the pool stays as it was and usable (view() makes new buffers)
+    this.provider.freeChunks(this.pages.chunks, escaped);
     this.destroyed = true;
     this.pages.chunks = [];
+    this.escapedViews.clear();
     this.onDestroy(this);
   }
 

@@ -189,6 +189,13 @@ export abstract class SlabProvider implements ProviderInfo {
     return native().subBuffer(chunk.slab.mapping, chunk.offset + offset, length);
   }
 
+  /** CPU address of a live chunk's first byte. */
+  chunkAddress(chunk: Chunk): bigint {
+    const m = native().mappingInfo(chunk.slab.mapping);
+    if (!this.live.has(chunk) || !m) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
+    return m.address + BigInt(chunk.offset);
+  }
+
   /**
    * Detaches views made by exposeChunk. Returns the ids of those JS had moved away (still
    * reachable until collected): their chunk must be returned through freeChunks' `escaped`.

@@ -12,7 +12,7 @@ import { DebugReport, Device, DmaPool, DmaPoolError, openDevice, PoolOptions } f
 import type { PageIndex } from '../lib/index/page-index';
 import { PageArrays, PageTable } from '../lib/index/pages';
 import { ChunkSource, INDEX_KINDS, makeIndex, PoolSeams, REPORTER_THREW_WARNING } from '../lib/pool';
-import type { Chunk, Slab } from '../lib/provider';
+import type { Chunk, ChunkView, Slab } from '../lib/provider';
 import { escapePoolName, poolsReport } from '../lib/report';
 import { STRATEGIES } from './helpers';
 
@@ -250,6 +250,17 @@ class ChunkDouble implements ChunkSource {
     for (const c of chunks) if (!this.live.has(c)) throw new DmaPoolError('EINVAL', 'double: chunk not live');
     for (const c of chunks) this.live.delete(c);
   }
+
+  /** Views are the chunk's own buffer (each chunk has one); nothing escapes a double. */
+  exposeChunk(chunk: Chunk): ChunkView {
+    return { view: ++this.views, buffer: chunk.slab.buffer };
+  }
+
+  releaseViews(): number[] {
+    return [];
+  }
+
+  private views = 0;
 }
 
 /** An index that delegates to a real one and throws once from addPage when armed. */
