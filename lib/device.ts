@@ -58,6 +58,7 @@ export class Device {
    * BARs, config space, bus mastering, reset. ENODEV for providers without a device.
    */
   pci(bdf?: string): PciAccess {
+    if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
     const p = this.provider as unknown as Partial<WithPci>;
     if (typeof p.device !== 'function')
       throw new DmaPoolError('ENODEV', `${this.spec} has no PCI device (use vfio:<BDF> or uio:<BDF>)`);
@@ -66,6 +67,9 @@ export class Device {
 
   /** Brackets CPU access for providers that need cache maintenance (udmabuf, u-dma-buf); no-op otherwise. */
   sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+    if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
+    if ((phase !== 'begin' && phase !== 'end') || (dir !== 'read' && dir !== 'write' && dir !== 'rw'))
+      throw new DmaPoolError('EINVAL', `sync(phase, dir): phase is 'begin' or 'end', dir 'read', 'write' or 'rw'`);
     const p = this.provider as unknown as Partial<WithSync>;
     if (typeof p.sync === 'function') p.sync(phase, dir);
   }

@@ -519,8 +519,17 @@ export class DmaPool {
     return this.destroyed;
   }
 
-  /** Verifies the index's invariants and the page table's counts; throws on the first violation. */
+  /** Verifies the index's invariants and the page table's counts; throws DmaPoolError EIO on the first violation. */
   check(): void {
+    try {
+      this.checkInvariants();
+    } catch (e) {
+      if (e instanceof DmaPoolError) throw e;
+      throw new DmaPoolError('EIO', `pool ${this.name}: invariant violated: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private checkInvariants(): void {
     this.index.check();
     let total = 0;
     for (let p = 0; p < this.pages.count; p++) {

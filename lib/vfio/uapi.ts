@@ -1,8 +1,11 @@
 /**
  * The VFIO, udmabuf and dma-buf userspace ABI (linux/vfio.h, linux/udmabuf.h, linux/dma-buf.h):
- * ioctl numbers, flags and little-endian struct encoders/decoders. Kept in TypeScript so the
- * native shim stays a policy-free ioctl pass-through.
+ * ioctl numbers, flags and little-endian struct encoders/decoders, kept in TypeScript. The native
+ * shim passes through only requests whose structs hold no user pointers (and makes the others —
+ * DMA map/unmap, GET_DEVICE_FD, UDMABUF_CREATE — itself, from mappings and fds it owns).
  */
+import { DmaPoolError } from '../errors';
+
 export function ioc(dir: number, type: string, nr: number, size: number): number {
   return ((dir << 30) >>> 0) + (size << 16) + (type.charCodeAt(0) << 8) + nr;
 }
@@ -71,24 +74,6 @@ export function u64(view: DataView, off: number): number {
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
 }
 
-/** struct vfio_iommu_type1_dma_map */
-export function dmaMap(vaddr: bigint, iova: number, size: number, flags: number): Uint8Array {
-  const { bytes, view } = struct(32);
-  view.setUint32(4, flags, true);
-  view.setBigUint64(8, vaddr, true);
-  view.setBigUint64(16, BigInt(iova), true);
-  view.setBigUint64(24, BigInt(size), true);
-  return bytes;
-}
-
-/** struct vfio_iommu_type1_dma_unmap */
-export function dmaUnmap(iova: number, size: number): Uint8Array {
-  const { bytes, view } = struct(24);
-  view.setBigUint64(8, BigInt(iova), true);
-  view.setBigUint64(16, BigInt(size), true);
-  return bytes;
-}
-
 export interface IommuInfo {
   flags: number;
   /** Bitmap of supported IOMMU page sizes. */
@@ -108,7 +93,7 @@ export interface IommuInfo {
  */
 export function parseIommuInfo(buf: Uint8Array): IommuInfo {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.byteLength < 16) throw new Error(`vfio_iommu_type1_info too short (${buf.byteLength} bytes)`);
+  if (buf.byteLength < 16) throw new DmaPoolError('EPROTO', `vfio_iommu_type1_info too short (${buf.byteLength} bytes)`);
   const flags = view.getUint32(4, true);
   const info: IommuInfo = {
     flags,
@@ -120,22 +105,22 @@ export function parseIommuInfo(buf: Uint8Array): IommuInfo {
   let off = view.getUint32(16, true);
   const seen = new Set<number>();
   while (off !== 0) {
-    if (seen.has(off)) throw new Error(`capability chain loops at offset ${off}`);
+    if (seen.has(off)) throw new DmaPoolError('EPROTO', `capability chain loops at offset ${off}`);
     seen.add(off);
-    if (off < 24 || off + 8 > buf.byteLength) throw new Error(`capability at offset ${off} outside the ${buf.byteLength}-byte buffer`);
+    if (off < 24 || off + 8 > buf.byteLength) throw new DmaPoolError('EPROTO', `capability at offset ${off} outside the ${buf.byteLength}-byte buffer`);
     const id = view.getUint16(off, true);
     const next = view.getUint32(off + 4, true);
     info.caps.push(id);
     if (id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
       const n = view.getUint32(off + 8, true);
-      if (off + 16 + n * 16 > buf.byteLength) throw new Error(`IOVA range capability claims ${n} ranges past the buffer end`);
+      if (off + 16 + n * 16 > buf.byteLength) throw new DmaPoolError('EPROTO', `IOVA range capability claims ${n} ranges past the buffer end`);
       for (let i = 0; i < n; i++) {
         const start = u64(view, off + 16 + i * 16);
         const end = u64(view, off + 24 + i * 16);
         info.iovaRanges.push({ start, end });
       }
     } else if (id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
-      if (off + 12 > buf.byteLength) throw new Error('DMA_AVAIL capability truncated');
+      if (off + 12 > buf.byteLength) throw new DmaPoolError('EPROTO', 'DMA_AVAIL capability truncated');
       info.dmaAvail = view.getUint32(off + 8, true);
     }
     off = next;
@@ -149,9 +134,4 @@ export interface RegionInfo {
   flags: number;
   size: number;
   offset: number;
-}
-
-export function nulString(s: string): Uint8Array {
-  const b = Buffer.from(s + '\0', 'utf8');
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
