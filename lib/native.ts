@@ -45,11 +45,15 @@ export interface NativeAddon {
   setErrorClass(cls: typeof DmaPoolError): void;
 
   // ---- memory ----
-  /** Anonymous memory, `align`-aligned, MADV_DONTFORK. */
+  /**
+   * Anonymous memory, aligned to `align` (0 or a power of two; at least a page), MADV_DONTFORK.
+   * At most the largest ArrayBuffer this Node can wrap (4 GiB before Node 22).
+   */
   mapAnonymous(size: number, align: number, opts: MapOptions): MappedMemory;
   /**
    * mmap of a descriptor the shim opened. Regular files must cover the range and be sealed
-   * against shrinking (or live on sysfs). Read-only mappings come without `buffer`.
+   * against shrinking (or live on sysfs). Read-only mappings, and mappings longer than the largest
+   * ArrayBuffer (4 GiB before Node 22), come without `buffer` (MMIO through the id reaches them).
    */
   mmapFd(fd: number, size: number, offset: number, prot: number, flags: number, name?: string, hint?: string):
     { id: number; buffer?: ArrayBuffer; address: bigint };

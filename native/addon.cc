@@ -1,7 +1,5 @@
 // dmapool native shim: syscalls and ioctls only. All allocator policy lives in TypeScript.
-#include <napi.h>
-
-#include "shim.h"
+#include "shim.h"  // first: it configures napi.h
 
 namespace dmapool {
 // setErrorClass(DmaPoolError): the class every error of the shim is constructed with

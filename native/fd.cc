@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,7 +61,13 @@ static const IoctlRule kIoctls[] = {
 };
 
 static int Own(Napi::Env env, int fd) {
-  GetState(env).fds.insert(fd);
+  FdIdentity id;
+  if (!IdentifyFd(fd, &id)) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "fstat", "", "");
+  }
+  GetState(env).fds[fd] = id;
   return fd;
 }
 

@@ -8,6 +8,7 @@
 // reused for something else.
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -24,6 +25,9 @@
 #endif
 #ifndef SYSFS_MAGIC
 #define SYSFS_MAGIC 0x62656572
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
 #endif
 
 namespace dmapool {
@@ -68,8 +72,13 @@ static Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
     lock = (int)l.As<Napi::Number>().DoubleValue();
   }
   if (size % pg != 0) ThrowErrno(env, EINVAL, "mmap", "", "slab size must be a positive multiple of the page size");
-  if (align < pg) align = pg;
+  if (size > st.maxBuffer)
+    ThrowArg(env, a.fn, "size " + std::to_string(size) + " is larger than the largest ArrayBuffer (" +
+                            std::to_string(st.maxBuffer) + " bytes)");
+  CheckIds(env, a.fn, false);
+  // 0 = page-aligned; anything else must be a power of two (also below the page size, which rounds up)
   if ((align & (align - 1)) != 0) ThrowErrno(env, EINVAL, "mmap", "", "slab alignment must be a power of two");
+  if (align < pg) align = pg;
 
   uint8_t* p;
   if (hugetlb) {
@@ -144,29 +153,46 @@ static Napi::Value MmapFd(const Napi::CallbackInfo& info) {
   if ((type != MAP_SHARED && type != MAP_PRIVATE) || (flags & ~(MAP_SHARED | MAP_PRIVATE | MAP_POPULATE)) != 0)
     ThrowArg(env, a.fn, "flags must be MAP_SHARED or MAP_PRIVATE, optionally with MAP_POPULATE");
   if ((uint64_t)off % st.pageSize != 0) ThrowArg(env, a.fn, "offset must be a multiple of the page size");
+  const bool writable = (prot & PROT_WRITE) != 0;
+  // a mapping longer than the largest ArrayBuffer comes without one (MMIO through its id still works)
+  const bool exposed = writable && size <= st.maxBuffer;
+  CheckIds(env, a.fn, false);
+  const std::string what = name.empty() ? "fd " + std::to_string(fd) : name;  // for messages
   struct stat sb;
   if (fstat(fd, &sb) != 0) ThrowErrno(env, errno, "fstat", name, "");
   if (S_ISREG(sb.st_mode)) {
     if (sb.st_size < 0 || (uint64_t)off > (uint64_t)sb.st_size || size > (uint64_t)sb.st_size - (uint64_t)off)
-      ThrowErrno(env, EINVAL, "mmap", name, "", "mmap " + name + ": the range is beyond the end of the file");
+      ThrowErrno(env, EINVAL, "mmap", name, "", "mmap " + what + ": the range is beyond the end of the file");
     struct statfs fs;
-    bool sysfs = fstatfs(fd, &fs) == 0 && (unsigned long)fs.f_type == SYSFS_MAGIC;
+    const bool haveFs = fstatfs(fd, &fs) == 0;
+    const bool sysfs = haveFs && (unsigned long)fs.f_type == SYSFS_MAGIC;
+    // A hugetlbfs file (MFD_HUGETLB memfd) maps whole huge pages: with a shorter length the
+    // kernel maps more than we record, and munmap of the recorded length fails forever.
+    if (haveFs && (unsigned long)fs.f_type == HUGETLBFS_MAGIC &&
+        (fs.f_bsize <= 0 || size % (uint64_t)fs.f_bsize != 0 || (uint64_t)off % (uint64_t)fs.f_bsize != 0))
+      ThrowErrno(env, EINVAL, "mmap", name, "",
+                 "mmap " + what + ": size and offset of a hugetlbfs mapping must be multiples of its huge page size (" +
+                     std::to_string((long long)fs.f_bsize) + " bytes)");
     int seals = fcntl(fd, F_GET_SEALS);
     if (!sysfs && (seals < 0 || !(seals & F_SEAL_SHRINK)))
       ThrowErrno(env, EINVAL, "mmap", name, "map only memfds sealed with F_SEAL_SHRINK, device nodes or sysfs files",
-                 "mmap " + name + ": a regular file that can shrink under the mapping (SIGBUS on access)");
-  } else if (!S_ISCHR(sb.st_mode)) {
-    // anon-inode fds (a VFIO device) report neither: the kernel checks their ranges itself
-    if (S_ISDIR(sb.st_mode) || S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))
-      ThrowErrno(env, ENODEV, "mmap", name, "", "mmap " + name + ": not a mappable file");
+                 "mmap " + what + ": a regular file that can shrink under the mapping (SIGBUS on access)");
+  } else if (S_ISCHR(sb.st_mode) && major(sb.st_rdev) == 1 && minor(sb.st_rdev) == 5 && (flags & MAP_SHARED) && off != 0) {
+    // /dev/zero shared: the kernel backs it with a fresh shmem file as long as the mapping but
+    // keeps the offset, so every page of it lies past that file's end (SIGBUS on access)
+    ThrowErrno(env, EINVAL, "mmap", name, "", "mmap " + what + ": a shared mapping of /dev/zero must start at offset 0");
+  } else if (!S_ISCHR(sb.st_mode) && (sb.st_mode & S_IFMT) != 0) {
+    // Character devices and anon-inode fds (a VFIO device: no file type at all) check their
+    // ranges themselves. Nothing else: a block device maps its page cache, and a page past its
+    // end (an unbound or shrunk loop device) is SIGBUS; directories, FIFOs and sockets.
+    ThrowErrno(env, ENODEV, "mmap", name, "", "mmap " + what + ": not a mappable file");
   }
   void* p = mmap(nullptr, size, prot, flags, fd, (off_t)off);
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap", name, hint);
   madvise(p, size, MADV_DONTFORK);  // refused for VM_IO (BARs), which fork does not copy anyway
-  const bool writable = (prot & PROT_WRITE) != 0;
   Napi::ArrayBuffer whole;
-  uint32_t id = AddMapping(env, (uint8_t*)p, size, writable, false, writable ? &whole : nullptr);
-  return Result(env, id, (uint8_t*)p, writable ? &whole : nullptr);
+  uint32_t id = AddMapping(env, (uint8_t*)p, size, writable, false, exposed ? &whole : nullptr);
+  return Result(env, id, (uint8_t*)p, exposed ? &whole : nullptr);
 }
 
 // subBuffer(mapping, offset, length) -> { view, buffer }: a new ArrayBuffer over exactly
@@ -180,6 +206,8 @@ static Napi::Value SubBuffer(const Napi::CallbackInfo& info) {
   const uint64_t len = (uint64_t)a.Int(2, "length", 1, kMaxSafe);
   if (!m.writable) ThrowArg(env, a.fn, "the mapping is read-only");
   if (off > m.length || len > m.length - off) ThrowArg(env, a.fn, "the range is outside the mapping");
+  if (len > GetState(env).maxBuffer) ThrowArg(env, a.fn, "length is larger than the largest ArrayBuffer");
+  CheckIds(env, a.fn, true);
   uint32_t vid;
   Napi::ArrayBuffer ab = MakeView(env, id, (size_t)off, (size_t)len, &vid);
   Napi::Object r = Napi::Object::New(env);
@@ -267,12 +295,16 @@ static Napi::Value MappingInfo(const Napi::CallbackInfo& info) {
   uint32_t id = (uint32_t)a.Int(0, "mapping", 1, UINT32_MAX);
   auto it = st.mappings.find(id);
   if (it == st.mappings.end()) return env.Undefined();
+  // Copy first: each Set can run JS (a setter on Object.prototype) that unmaps this very mapping.
+  const uint64_t addr = (uint64_t)(uintptr_t)it->second.addr;
+  const double length = (double)it->second.length, views = (double)it->second.views.size();
+  const bool writable = it->second.writable, held = it->second.held;
   Napi::Object r = Napi::Object::New(env);
-  r.Set("address", Napi::BigInt::New(env, (uint64_t)(uintptr_t)it->second.addr));
-  r.Set("length", (double)it->second.length);
-  r.Set("writable", it->second.writable);
-  r.Set("views", (double)it->second.views.size());
-  r.Set("held", it->second.held);
+  r.Set("address", Napi::BigInt::New(env, addr));
+  r.Set("length", length);
+  r.Set("writable", writable);
+  r.Set("views", views);
+  r.Set("held", held);
   return r;
 }
 

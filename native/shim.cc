@@ -2,6 +2,7 @@
 #include "shim.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +37,12 @@ void InitState(Napi::Env env) {
   auto h = new Holder{std::make_shared<State>()};
   h->state->pageSize = (size_t)sysconf(_SC_PAGESIZE);
   h->state->hugePageSize = ReadHugePageSize();
+  // Node 22 raised the Buffer limit from 2^32 to 2^53 - 1 bytes (mappings stop at 2^46 anyway).
+  const napi_node_version* ver = nullptr;
+  if (sizeof(void*) == 4)
+    h->state->maxBuffer = (size_t(1) << 30) - 1;
+  else if (napi_get_node_version(env, &ver) == napi_ok && ver && ver->major >= 22)
+    h->state->maxBuffer = size_t(1) << 46;
   env.SetInstanceData<Holder>(h);
 }
 
@@ -77,10 +84,16 @@ static std::string DefaultHint(int err, const std::string& syscall) {
   if (!path.empty()) details.Set("path", path);
   State& st = GetState(env);
   if (!st.errorClass.IsEmpty()) {
-    Napi::Object e = st.errorClass.New({Napi::String::New(env, code), Napi::String::New(env, message), details});
-    throw Napi::Error(env, e);
+    Napi::Object e;
+    try {
+      e = st.errorClass.New({Napi::String::New(env, code), Napi::String::New(env, message), details});
+    } catch (const Napi::Error&) {
+      // not a constructor, or it threw: report our error, not the class's (plain Error below)
+    }
+    if (!e.IsEmpty()) throw Napi::Error(env, e);
   }
-  // Before lib/native.ts handed over DmaPoolError: a plain Error with the same fields.
+  // Before lib/native.ts handed over DmaPoolError (or when it cannot be constructed): a plain
+  // Error with the same fields.
   Napi::Error e = Napi::Error::New(env, std::string(code) + ": " + message);
   e.Set("code", code);
   for (const char* k : {"hint", "errno", "syscall", "path"})
@@ -109,6 +122,21 @@ void ThrowCode(Napi::Env env, int err, const std::string& fn, const std::string&
   Throw(env, ErrnoName(err), 0, "", "", hint, fn + ": " + what);
 }
 
+bool IdentifyFd(int fd, FdIdentity* id) {
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) return false;
+  id->dev = (uint64_t)sb.st_dev;
+  id->ino = (uint64_t)sb.st_ino;
+  id->anon.clear();
+  if ((sb.st_mode & S_IFMT) == 0) {  // anonymous inode: tell them apart by their link name
+    char path[64], link[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n > 0) id->anon.assign(link, (size_t)n);
+  }
+  return true;
+}
+
 // ---- argument checks ------------------------------------------------------------------------
 
 int64_t Args::Int(size_t i, const char* name, int64_t min, int64_t max) const {
@@ -123,14 +151,25 @@ int64_t Args::Int(size_t i, const char* name, int64_t min, int64_t max) const {
 
 int Args::Fd(size_t i, const char* name) const {
   int fd = (int)Int(i, name, 0, INT32_MAX);
-  if (!GetState(env()).fds.count(fd))
+  auto& fds = GetState(env()).fds;
+  auto it = fds.find(fd);
+  if (it == fds.end())
     ThrowCode(env(), EBADF, fn, std::string(name) + " " + std::to_string(fd) + " is not a descriptor this addon opened");
+  FdIdentity now;
+  if (!IdentifyFd(fd, &now) || !(now == it->second)) {
+    fds.erase(it);  // closed behind our back (and perhaps reused): forget it, touch nothing
+    ThrowCode(env(), EBADF, fn, std::string(name) + " " + std::to_string(fd) + " was closed outside this addon");
+  }
   return fd;
 }
 
 std::string Args::Str(size_t i, const char* name, size_t maxLen) const {
   Napi::Value v = at(i);
   if (!v.IsString()) ThrowArg(env(), fn, std::string(name) + " must be a string");
+  // measure first: a huge string is refused without copying it
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env(), v, nullptr, 0, &n) != napi_ok || n > maxLen)
+    ThrowArg(env(), fn, std::string(name) + " is longer than " + std::to_string(maxLen) + " bytes");
   std::string s = v.As<Napi::String>().Utf8Value();
   if (s.size() > maxLen) ThrowArg(env(), fn, std::string(name) + " is longer than " + std::to_string(maxLen) + " bytes");
   if (s.find('\0') != std::string::npos) ThrowArg(env(), fn, std::string(name) + " contains a NUL character");
@@ -157,17 +196,23 @@ Napi::Object Args::Obj(size_t i, const char* name) const {
 
 void Args::Bytes(size_t i, const char* name, uint8_t** data, size_t* len) const {
   Napi::Value v = at(i);
+  // The data pointer comes straight from napi_get_{typedarray,dataview}_info: going through
+  // .ArrayBuffer().Data() fails (a plain Error, not ours) for a view of a SharedArrayBuffer.
   if (v.IsTypedArray()) {
     Napi::TypedArray t = v.As<Napi::TypedArray>();
-    Napi::ArrayBuffer ab = t.ArrayBuffer();
     *len = t.ByteLength();
-    *data = *len ? (uint8_t*)ab.Data() + t.ByteOffset() : nullptr;
+    void* p = nullptr;
+    if (*len && napi_get_typedarray_info(env(), v, nullptr, nullptr, &p, nullptr, nullptr) != napi_ok)
+      ThrowArg(env(), fn, std::string(name) + " is not a readable TypedArray");
+    *data = *len ? (uint8_t*)p : nullptr;
+    if (*len && !*data) ThrowArg(env(), fn, std::string(name) + " has no memory");
     return;
   }
   if (v.IsDataView()) {
     Napi::DataView d = v.As<Napi::DataView>();
     *len = d.ByteLength();
-    *data = *len ? (uint8_t*)d.ArrayBuffer().Data() + d.ByteOffset() : nullptr;
+    *data = *len ? (uint8_t*)d.Data() : nullptr;
+    if (*len && !*data) ThrowArg(env(), fn, std::string(name) + " has no memory");
     return;
   }
   ThrowArg(env(), fn, std::string(name) + " must be a TypedArray or DataView");
@@ -219,9 +264,20 @@ void OnViewFreed(Napi::Env, void*, Finalize* f) {
 
 std::shared_ptr<State> SharedState(Napi::Env env);
 
+void CheckIds(Napi::Env env, const char* fn, bool view) {
+  State& st = GetState(env);
+  // a new mapping also makes one view (its whole-range buffer)
+  if (st.nextView >= UINT32_MAX - 1 || (!view && st.nextMapping >= UINT32_MAX))
+    ThrowCode(env, ENOMEM, fn, "out of mapping or buffer ids");
+}
+
 Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t length, uint32_t* viewId) {
   State& st = GetState(env);
   Mapping& m = st.mappings.at(id);
+  // Callers check both before mapping anything; this only guards against a future caller that
+  // does not (Node would free the finalizer data twice on a too-long buffer: an abort).
+  if (length == 0 || length > st.maxBuffer || st.nextView >= UINT32_MAX)
+    ThrowCode(env, EINVAL, "subBuffer", "a buffer of " + std::to_string(length) + " bytes cannot be made");
   uint32_t vid = st.nextView++;
   auto* fin = new Finalize{SharedState(env), vid};
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, m.addr + offset, length, OnViewFreed, fin);

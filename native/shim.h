@@ -6,6 +6,14 @@
 // only what it made: mappings and file descriptors are kept in per-environment registries and
 // every call names them by id; ArrayBuffers it hands out are tracked until their memory goes away.
 #pragma once
+// A C++ exception that reaches node-addon-api's callback wrapper is rethrown into JS; while the
+// environment is shutting down (worker.terminate(), process teardown) that throw fails, and
+// without this node-addon-api throws again from its catch handler: std::terminate, an abort of
+// the whole process. With it the exception is dropped (JS can no longer run anyway). Every
+// translation unit includes this header before napi.h, so all of them see the same definition.
+#ifndef NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+#endif
 #include <napi.h>
 
 #include <cstdint>
@@ -42,6 +50,16 @@ struct Mapping {
   int dmaMaps = 0;  // live VFIO DMA mappings of this range (unmap refuses while > 0)
 };
 
+// (device, inode), plus the /proc/self/fd link for anonymous-inode files (a VFIO device, an
+// eventfd and Node's own epoll fd share one inode; their link names differ).
+struct FdIdentity {
+  uint64_t dev = 0, ino = 0;
+  std::string anon;
+  bool operator==(const FdIdentity& o) const { return dev == o.dev && ino == o.ino && anon == o.anon; }
+};
+// The identity of an open descriptor, or false when it is not open.
+bool IdentifyFd(int fd, FdIdentity* id);
+
 struct DmaMapRecord {
   uint32_t mapping;
   uint64_t iova, size;
@@ -51,13 +69,20 @@ struct State {
   Napi::FunctionReference errorClass;
   std::map<uint32_t, Mapping> mappings;
   std::map<uint32_t, View> views;
-  std::set<int> fds;  // file descriptors this shim opened and has not closed
+  // File descriptors this shim opened and has not closed, with the identity of what each refers
+  // to: a number JS closed behind our back (fs.closeSync) and Node reused for something else no
+  // longer matches, and is refused instead of acted on.
+  std::map<int, FdIdentity> fds;
   std::map<int, std::vector<DmaMapRecord>> dmaMaps;  // per VFIO container fd
   uint32_t nextMapping = 1, nextView = 1;
   uint8_t* bounce = nullptr;  // ioctl bounce area, followed by a PROT_NONE guard page
   size_t bounceSize = 0;
   size_t pageSize = 4096;
   size_t hugePageSize = 2 << 20;
+  // The longest ArrayBuffer this Node can wrap around external memory (Node < 22: 4 GiB). Node
+  // rejects a longer one after it has already run the finalizer, which node-addon-api then frees
+  // a second time (an abort), so every buffer the shim makes is checked against this first.
+  size_t maxBuffer = size_t(1) << 32;
 };
 
 State& GetState(Napi::Env env);
@@ -94,6 +119,9 @@ struct Args {
   void Bytes(size_t i, const char* name, uint8_t** data, size_t* len) const;
   Mapping& Map(size_t i, const char* name = "mapping") const;
 };
+
+// ENOMEM once the 32-bit mapping or view ids are exhausted (an id must never be issued twice).
+void CheckIds(Napi::Env env, const char* fn, bool view);
 
 // Registers a new mapping and its whole-range ArrayBuffer (when writable). Returns its id.
 uint32_t AddMapping(Napi::Env env, uint8_t* addr, size_t len, bool writable, bool anonymous,

@@ -13,7 +13,8 @@ export const PCI_COMMAND_MASTER = 0x4;
 /** A BAR mapping: the native mapping id (MMIO goes through it) and its ArrayBuffer. */
 export interface BarMapping {
   id: number;
-  buffer: ArrayBuffer;
+  /** Absent when the BAR is longer than the largest ArrayBuffer (4 GiB before Node 22). */
+  buffer?: ArrayBuffer;
 }
 
 export abstract class PciAccess {
@@ -44,9 +45,16 @@ export abstract class PciAccess {
     return b;
   }
 
-  /** BAR `index` mapped as an ArrayBuffer (cached; detached at close). */
+  /**
+   * BAR `index` mapped as an ArrayBuffer (cached; detached at close). A BAR longer than the
+   * largest ArrayBuffer is EINVAL here; read32/write32/read64/write64 still reach all of it.
+   */
   mapBar(index: number): ArrayBuffer {
-    return this.bar(index).buffer;
+    const b = this.bar(index);
+    if (!b.buffer)
+      throw new DmaPoolError('EINVAL', `${this.bdf}: BAR${index} is larger than the largest ArrayBuffer on this Node`,
+        'use read32/write32/read64/write64, which reach the whole BAR');
+    return b.buffer;
   }
 
   /** `length` bytes of config space from `offset` (bounds are the kernel's: 256 or 4096 bytes). */

@@ -23,7 +23,7 @@ export class SysfsPciDevice extends PciAccess {
     try {
       const m = n.mmapFd(fd, end - start + 1, 0, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
         `${this.bdf} resource${index}`);
-      return { id: m.id, buffer: m.buffer! };
+      return m;
     } finally {
       n.close(fd);
     }

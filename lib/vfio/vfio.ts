@@ -214,7 +214,7 @@ export class VfioPciDevice extends PciAccess {
     const n = native();
     const m = n.mmapFd(this.fd, r.size, r.offset, n.constants.PROT_READ | n.constants.PROT_WRITE, n.constants.MAP_SHARED,
       `${this.bdf} BAR${index}`);
-    return { id: m.id, buffer: m.buffer! };
+    return m;
   }
 
   private configOffset(): number {
