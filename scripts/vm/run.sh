@@ -6,7 +6,7 @@
 source "$(dirname "$0")/common.sh"
 guests=("$@"); ((${#guests[@]})) || guests=(a b)
 [[ -f "$REPO/dist/lib/index.js" && -f "$REPO/build/Release/dmapool.node" ]] || die "build first: npm install"
-results="${DMAPOOL_VM_OUT:-$REPO/build/vm}"
+results="${DMAPOOL_VM_OUT:-$REPO/vm-out}"  # not under build/: node-gyp rebuild wipes that
 # The guests read the repo over 9p while they run: give them a snapshot of what was built, so
 # rebuilding the work tree meanwhile cannot change what a running guest executes.
 snap="$results/repo"
