@@ -1,4 +1,5 @@
-import { openDevice, Device } from '../lib';
+import assert from 'node:assert/strict';
+import { DmaPoolError, openDevice, Device } from '../lib';
 import type { IndexKind } from '../lib';
 import { nextPow2 } from '../lib/provider';
 
@@ -39,6 +40,16 @@ export function withDevice<T>(spec: string, fn: (dev: Device) => T): T {
 }
 
 export { rng, shuffle } from '../lib/rng';
+
+/** An assert.throws matcher: a DmaPoolError with `code` (and a message matching `re`). */
+export function code(c: string, re?: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof DmaPoolError, `expected DmaPoolError, got ${String(e)}`);
+    assert.equal(e.code, c);
+    if (re) assert.match(e.message, re);
+    return true;
+  };
+}
 
 /** Whether a pool of `size`-byte blocks fits this provider's DMA-contiguous unit (4 KiB pagemap memory can't hold 8 KiB pages). */
 export function fits(dev: Device, size: number): boolean {

@@ -14,16 +14,8 @@ import { PageArrays, PageTable } from '../lib/index/pages';
 import { ChunkSource, INDEX_KINDS, makeIndex, PoolSeams, REPORTER_THREW_WARNING } from '../lib/pool';
 import type { Chunk, ChunkView, Slab } from '../lib/provider';
 import { escapePoolName, poolsReport } from '../lib/report';
-import { STRATEGIES } from './helpers';
+import { code, STRATEGIES } from './helpers';
 
-function code(c: string, re?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof DmaPoolError, `expected DmaPoolError, got ${String(e)}`);
-    assert.equal(e.code, c);
-    if (re) assert.match(e.message, re);
-    return true;
-  };
-}
 
 /** Lets queued microtasks (report delivery) and nextTicks (warning events) run. */
 const settle = () => new Promise<void>((r) => setImmediate(r));

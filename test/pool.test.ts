@@ -1,15 +1,7 @@
 import assert from 'node:assert/strict';
-import { DebugReport, DmaPoolError, openDevice, POOL_POISON_ALLOCATED, POOL_POISON_FREED } from '../lib';
-import { deviceSpecs, fits, rng, shuffle, STRATEGIES, withDevice } from './helpers';
+import { DebugReport, openDevice, POOL_POISON_ALLOCATED, POOL_POISON_FREED } from '../lib';
+import { code, deviceSpecs, fits, rng, shuffle, STRATEGIES, withDevice } from './helpers';
 
-function code(c: string, re?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof DmaPoolError, `expected DmaPoolError, got ${String(e)}`);
-    assert.equal(e.code, c);
-    if (re) assert.match(e.message, re);
-    return true;
-  };
-}
 
 for (const spec of deviceSpecs()) {
   for (const index of STRATEGIES) {

@@ -27,6 +27,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { DmaPoolError } from '../../lib/errors';
 import { addonPath, native } from '../../lib/native';
 import * as U from '../../lib/vfio/uapi';
+import { rng } from '../../lib/rng';
 
 export interface FuzzSummary {
   seed: number;
@@ -64,17 +65,6 @@ const SMALL = MiB; // populate / lock / MAP_POPULATE only up to this size
 
 class Sentinel extends Error {}
 
-/** mulberry32, as lib/rng (kept here so a replay does not depend on other files). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One addon instance under fuzz and what the fuzzer knows about its handles. */
 class Target {
