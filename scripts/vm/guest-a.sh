@@ -7,8 +7,6 @@ for d in /sys/bus/pci/devices/*; do [ "$(cat $d/class)" = 0x010802 ] && nvme=$(b
 echo uio_pci_generic > /sys/bus/pci/devices/$edu/driver_override
 echo $edu > /sys/bus/pci/drivers_probe
 echo > /sys/bus/pci/devices/$edu/driver_override
-MOCHA="node $REPO/node_modules/mocha/bin/mocha.js --config $REPO/.mocharc.json --no-color --ignore 'dist/test/cli.test.js' --ignore 'dist/test/bench.test.js' --ignore 'dist/test/fuzz-*.test.js' --ignore 'dist/test/native-safety.test.js' --ignore 'dist/test/provider-safety.test.js'"
-CLI="node $REPO/dist/lib/cli.js"
 run bind-vfio sh -c "$CLI bind $edu --driver vfio-pci && $CLI bind $nvme --driver vfio-pci --force && $CLI devices"
 run doctor sh -c "$CLI doctor $edu --memory 256M"
 run suite-vfio sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=vfio:$edu DMAPOOL_VFIO_BDF2=$nvme $MOCHA"
