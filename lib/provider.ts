@@ -28,6 +28,12 @@ export interface Slab {
   unitDma?: Float64Array;
   /** Chunks handed out and not yet released. */
   live: number;
+  /**
+   * The live chunk object starting at each page of the slab (index offset / pageSize), else
+   * undefined: a chunk is live only while it is the very object recorded here, so a copy, a
+   * forgery or a stale reference to reused memory is foreign — without hashing on the hot path.
+   */
+  owners: (Chunk | undefined)[];
   /** Provider-private state (fds, IOVA, …). */
   priv?: unknown;
 }
@@ -80,6 +86,9 @@ export interface SlabProviderOptions {
 
 const DEFAULT_SLAB = 2 << 20;
 
+/** Marks a chunk while freeChunks validates a batch (a second occurrence is then not live). */
+const SEEN: Chunk = Object.freeze({ slab: undefined as unknown as Slab, offset: -1, dma: -1, footprint: 0 });
+
 /** A user-visible ArrayBuffer over part of one chunk, made by exposeChunk(). */
 export interface ChunkView {
   /** The native view id (release it with releaseViews, or it dies with its slab). */
@@ -112,8 +121,6 @@ export abstract class SlabProvider implements ProviderInfo {
   private released = new Map<number, Chunk[]>();
   /** Per footprint: the slab being carved and the next free offset in it. */
   private bump = new Map<number, { slab: Slab; next: number }>();
-  /** Chunks handed out and not yet returned (identity: a copy or a stale chunk is foreign). */
-  private readonly live = new Set<Chunk>();
   /**
    * Chunks returned while an ArrayBuffer over them that JS moved away (a transfer) may still be
    * reachable: kept out of reuse until the GC collects it (see reclaim()).
@@ -161,7 +168,10 @@ export abstract class SlabProvider implements ProviderInfo {
     const reuse = this.released.get(footprint);
     let chunk: Chunk | undefined;
     // a fresh object for reused memory: a stale reference to the old chunk stays foreign
-    if (reuse && reuse.length) chunk = { ...reuse.pop()! };
+    if (reuse && reuse.length) {
+      const r = reuse.pop()!;
+      chunk = { slab: r.slab, offset: r.offset, dma: r.dma, footprint: r.footprint };
+    }
     if (chunk) {
       new Uint8Array(chunk.slab.buffer, chunk.offset, footprint).fill(0);
     } else if (footprint >= this.slabSize) {
@@ -177,13 +187,19 @@ export abstract class SlabProvider implements ProviderInfo {
       b.next += footprint; // fresh slab memory is already zero
     }
     chunk.slab.live++;
-    this.live.add(chunk);
+    chunk.slab.owners[chunk.offset / this.pageSize] = chunk;
     return chunk;
+  }
+
+  /** True while `chunk` is the very object allocChunk handed out and it was not returned. */
+  isLive(chunk: Chunk): boolean {
+    const s = chunk?.slab;
+    return s !== undefined && this.slabs.get(s.id) === s && s.owners[chunk.offset / this.pageSize] === chunk;
   }
 
   /** A user-visible ArrayBuffer over exactly [offset, offset + length) of a live chunk. */
   exposeChunk(chunk: Chunk, offset: number, length: number): ChunkView {
-    if (!this.live.has(chunk)) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
+    if (!this.isLive(chunk)) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
     if (!(offset >= 0 && length > 0 && offset + length <= chunk.footprint))
       throw new DmaPoolError('EINVAL', `range [${offset}, ${offset + length}) is outside the ${chunk.footprint}-byte chunk`);
     return native().subBuffer(chunk.slab.mapping, chunk.offset + offset, length);
@@ -192,7 +208,7 @@ export abstract class SlabProvider implements ProviderInfo {
   /** CPU address of a live chunk's first byte. */
   chunkAddress(chunk: Chunk): bigint {
     const m = native().mappingInfo(chunk.slab.mapping);
-    if (!this.live.has(chunk) || !m) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
+    if (!this.isLive(chunk) || !m) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
     return m.address + BigInt(chunk.offset);
   }
 
@@ -217,15 +233,19 @@ export abstract class SlabProvider implements ProviderInfo {
    * reuse, its slab mapped) until every one of them is collected.
    */
   freeChunks(chunks: readonly Chunk[], escaped?: ReadonlyMap<Chunk, readonly number[]>): void {
-    const seen = new Set<Chunk>();
-    for (const c of chunks) {
-      if (!this.live.has(c) || seen.has(c))
+    // validate all first; a chunk listed twice is caught by marking the ones already seen
+    const page = this.pageSize;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      if (!this.isLive(c)) {
+        for (let j = 0; j < i; j++) chunks[j].slab.owners[chunks[j].offset / page] = chunks[j]; // unmark
         throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(Number(c?.dma))} is not live in this provider (double or foreign free)`);
-      seen.add(c);
+      }
+      c.slab.owners[c.offset / page] = SEEN;
     }
     const now: Chunk[] = [];
     for (const c of chunks) {
-      this.live.delete(c);
+      c.slab.owners[c.offset / page] = undefined;
       const views = escaped?.get(c);
       if (views && views.length) this.quarantine.push({ chunk: c, views: [...views] });
       else now.push(c);
@@ -294,7 +314,7 @@ export abstract class SlabProvider implements ProviderInfo {
   private newSlab(size: number, align: number): Slab {
     const m = this.mapSlab(size, align);
     const slab: Slab = {
-      id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0,
+      id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0, owners: [],
       unit: m.unit ?? size, ...(m.unitDma ? { unitDma: m.unitDma } : {}), ...(m.priv !== undefined ? { priv: m.priv } : {}),
     };
     this.slabs.set(slab.id, slab);
@@ -326,7 +346,6 @@ export abstract class SlabProvider implements ProviderInfo {
     this.slabs.clear();
     this.released.clear();
     this.bump.clear();
-    this.live.clear();
     this.quarantine = [];
     this.closed = true;
     this.closeProvider();
