@@ -11,6 +11,8 @@ import { devices, doctor, formatDevices, formatDoctor, parseSize } from './docto
 import { DmaPoolError } from './errors';
 import { SysRoot } from './sysfs';
 import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
+import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
+  runKernelBench } from './kernel-bench';
 
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
@@ -63,6 +65,10 @@ export function main(argv: string[]): void {
     .option('--cold-reps <n>', 'fresh processes per cold figure', int, 3)
     .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
     .option('--json', 'print results as JSON (stable field names)')
+    .option('--kernel [series]', "also run Linux's own mm/dmapool.c (Debian's linux-source, fetched and compiled into " +
+      '~/.cache/dmapool, never shipped) through the same loops, with ratios ours / Linux 6.12 (series: 6.1,6.12)', list(KERNEL_SERIES))
+    .option('--kernel-memory <list>', "memory behind the kernel's dma_alloc_coherent: heap (warm, resident glibc heap), " +
+      'slab (fresh mmapped + mlocked slabs, like ours), page (one mmap per call)', list(KERNEL_MEMORIES), ['heap', 'slab'])
     .option('--scaling [dir]', 'instead: ns/op vs n (10^3…10^6) per strategy → scaling.csv + scaling.svg in dir (default bench-out)')
     .action(async (o) => {
       if (o.scaling) return scalingCommand(o);
@@ -80,19 +86,27 @@ export function main(argv: string[]): void {
       const showProgress = !o.json && process.stderr.isTTY;
       let bar: SingleBar | undefined;
       if (!o.json) process.stderr.write(notice + '\n');
+      // --kernel: fetch + build first (before any timing), run after ours
+      const builds = o.kernel ? buildKernelRunners(o.kernel === true ? [...KERNEL_SERIES] : o.kernel,
+        { log: o.json ? undefined : (l) => process.stderr.write(l + '\n') }) : undefined;
+      const kopts: KernelBenchOptions = { memories: o.kernelMemory, workloads: opts.workloads, n: opts.n,
+        reps: opts.reps, warmups: opts.warmups, slowReps: opts.linearReps, dmapoolTest: opts.dmapoolTest };
       if (showProgress) {
         bar = new SingleBar({ format: 'bench [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-        bar.start(plannedRuns(opts), 0, { label: '' });
-        opts.tick = (label) => bar!.increment({ label });
+        bar.start(plannedRuns(opts) + (builds ? kernelPlannedRuns(builds, kopts) : 0), 0, { label: '' });
+        opts.tick = kopts.tick = (label) => bar!.increment({ label });
       }
       const results = runBench(opts);
+      const kernel = builds && runKernelBench(builds, kopts);
+      if (kernel) kernel.ratios = kernelRatios(results, kernel.results);
       bar?.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
       } else {
         const m = machineInfo();
         process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}\n\n`);
         process.stdout.write(formatTable(results) + '\n');
+        if (kernel) process.stdout.write('\n' + formatKernel(results, kernel) + '\n');
       }
     });
 
