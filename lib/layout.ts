@@ -19,7 +19,13 @@ export interface PoolGeometry {
   /** Block size after rounding up to `align`. */
   readonly size: number;
   readonly align: number;
+  /**
+   * The pool's boundary: clamped to the allocation (Linux ≥ 6.4); with `legacyLayout`, as given,
+   * like Linux 6.1, whose layout then never meets a boundary inside the page.
+   */
   readonly boundary: number;
+  /** The in-page layout window: min(boundary, allocation). Every window is laid out alike. */
+  readonly window: number;
   /** Bytes of coherent memory per pool page: max(size, PAGE_SIZE). */
   readonly allocation: number;
   readonly legacyLayout: boolean;
@@ -63,11 +69,14 @@ export function layoutBlocks(size: number, boundary: number, allocation: number,
   const out: number[] = [];
   if (legacy) {
     // Linux <= 6.3 pool_initialise_page(): each visited offset is a block; the link to the
-    // next one jumps to the boundary when the block after it would reach the boundary.
+    // next one jumps to the boundary when the block after it would reach the boundary. 6.1 hands
+    // out every visited offset below the allocation — with a boundary above the allocation also
+    // one whose block runs past the end of the page (size 17, boundary 8192: a block at 4080).
+    // That is a kernel bug: such a block is never laid out here.
     let offset = 0;
     let nextBoundary = boundary;
     do {
-      out.push(offset);
+      if (offset + size <= allocation) out.push(offset);
       let next = offset + size;
       if (next + size >= nextBoundary) {
         next = nextBoundary;
@@ -113,11 +122,15 @@ export function poolGeometry(requestedSize: number, opts: LayoutOptions, pageSiz
   else if (boundary < size || !isPow2(boundary))
     throw new DmaPoolError('EINVAL',
       `boundary must be a power of two >= the aligned size ${size}, got ${boundary}`);
-  boundary = Math.min(boundary, allocation);
+  // Linux ≥ 6.4 clamps the boundary to the allocation. Linux 6.1 does not: with a boundary above
+  // the allocation its layout loop meets no boundary inside the page (size 128, boundary 8192:
+  // 32 blocks, not the 31 of a page-sized boundary).
+  if (!legacy) boundary = Math.min(boundary, allocation);
+  const window = Math.min(boundary, allocation);
   const offsets = layoutBlocks(size, boundary, allocation, legacy);
-  const windows = allocation / boundary; // allocation is always a multiple of boundary
+  const windows = allocation / window; // allocation is always a multiple of the window
   return {
-    size, align, boundary, allocation, legacyLayout: legacy, offsets,
+    size, align, boundary, window, allocation, legacyLayout: legacy, offsets,
     blocksPerPage: offsets.length,
     blocksPerWindow: offsets.length / windows,
     reportedBlocksPerPage: legacy ? Math.floor(allocation / size) : offsets.length,
@@ -126,8 +139,8 @@ export function poolGeometry(requestedSize: number, opts: LayoutOptions, pageSiz
 
 /** Index of the block starting at `offset` within a page, or -1 when no block starts there. */
 export function blockIndex(g: PoolGeometry, offset: number): number {
-  const window = Math.floor(offset / g.boundary);
-  const within = offset - window * g.boundary;
+  const window = Math.floor(offset / g.window);
+  const within = offset - window * g.window;
   const k = within / g.size;
   if (k !== Math.floor(k) || k >= g.blocksPerWindow) return -1;
   const idx = window * g.blocksPerWindow + k;

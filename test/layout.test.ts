@@ -62,9 +62,20 @@ describe('dma_pool_create rules (semantics note §create)', () => {
     for (const bad of [1, 'true', null, {}]) throwsEinval(() => poolGeometry(64, { legacyLayout: bad as never }, PAGE), 'legacyLayout');
     for (const bad of ['64', null, undefined, Symbol('s'), 64n, { valueOf: () => 64 }]) throwsEinval(() => poolGeometry(bad as never, {}, PAGE), 'size');
   });
-  it('7. boundary is capped at the allocation', () => {
+  it('7. boundary is capped at the allocation (Linux ≥ 6.4)', () => {
     assert.equal(geo(128, 0, 1 << 20).boundary, 4096);
     assert.equal(geo(8192, 0, 16384).boundary, 8192);
+  });
+  it('7. legacy layout keeps a boundary above the allocation, like Linux 6.1 (checked against its code: kernel-layout.test)', () => {
+    // 6.1 never meets that boundary inside the page: no block is wasted before it
+    assert.equal(geo(128, 0, 8192, true).boundary, 8192);
+    assert.equal(geo(128, 0, 8192, true).blocksPerPage, 32); // page-sized boundary: 31
+    assert.equal(geo(2048, 0, 8192, true).blocksPerPage, 2); // page-sized boundary: 1
+    // 6.1 would also hand out blocks at 4080 (size 17) and 3000 (size 3000), past the page end: not here
+    const g17 = geo(17, 0, 8192, true);
+    assert.equal(g17.blocksPerPage, 240);
+    assert.equal(g17.offsets[g17.offsets.length - 1], 4063);
+    assert.deepEqual(Array.from(geo(3000, 0, 8192, true).offsets), [0]);
   });
 });
 

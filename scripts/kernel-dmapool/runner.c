@@ -2,6 +2,7 @@
  * runner.c — drives Linux's own mm/dmapool.c (compiled in userspace against shim.h by build.sh)
  * through exactly the loops of `dmapool bench` (lib/bench.ts) and prints the times as JSON.
  *
+ *   runner --layout SIZE,ALIGN,BOUNDARY   (the offsets of the first page's blocks, as JSON)
  *   runner [--memory heap|slab|page] [--n N] [--size S] [--workloads LIST] [--reps R]
  *          [--warmups W] [--slab-size BYTES] [--no-prewarm] [--dmapool-test] [--dt-reps K]
  *
@@ -405,8 +406,40 @@ static void json_string(const char *s) {
   putchar('"');
 }
 
+/* --layout SIZE,ALIGN,BOUNDARY: dma_pool_create() with those arguments, then the offsets (from
+ * the first block) of the blocks the kernel hands out from its first page, in order, as JSON —
+ * {"created":false} when create refuses. Tests compare them with our layout. */
+static int layout(const char *spec) {
+  unsigned long size, align, boundary;
+  if (sscanf(spec, "%lu,%lu,%lu", &size, &align, &boundary) != 3) die("--layout SIZE,ALIGN,BOUNDARY");
+  static struct device ldev;
+  dev_set_name(&ldev, "dmapool-layout");
+  device_register(&ldev);
+  struct dma_pool *pool = dma_pool_create("layout", &ldev, size, align, boundary);
+  if (!pool) { printf("{\"created\":false}\n"); return 0; }
+  size_t page = size > PAGE_SIZE ? size : PAGE_SIZE, max = page + 2, n = 0;
+  void **cpu = calloc(max, sizeof(*cpu));
+  dma_addr_t *dma = calloc(max, sizeof(*dma));
+  if (!cpu || !dma) die("out of memory");
+  printf("{\"created\":true,\"offsets\":[");
+  while (n < max) {
+    cpu[n] = dma_pool_alloc(pool, GFP_KERNEL, &dma[n]);
+    if (!cpu[n]) die("dma_pool_alloc failed");
+    if (dma[n] < dma[0] || dma[n] - dma[0] >= page) { n++; break; } /* the second page */
+    printf("%s%llu", n ? "," : "", (unsigned long long)(dma[n] - dma[0]));
+    n++;
+  }
+  printf("]}\n");
+  for (size_t i = 0; i < n; i++) dma_pool_free(pool, cpu[i], dma[i]);
+  dma_pool_destroy(pool);
+  free(cpu);
+  free(dma);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int reps = 5, warmups = 2, dt = 0, dt_reps = 3, prewarm = 1;
+  if (argc == 3 && !strcmp(argv[1], "--layout")) return layout(argv[2]);
   int want[W_COUNT] = { 1, 1, 1, 1, 0 };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
