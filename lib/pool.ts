@@ -220,6 +220,17 @@ export class DmaPool {
   private readonly offsets: Int32Array;
   /** boundary === allocation: one window per page, block index = offset / size. */
   private readonly oneWindow: boolean;
+  /** Bytes per page (geometry.allocation), on the pool for the free path. */
+  private readonly allocation: number;
+  /**
+   * The page resolve() found last (always the page of the block it returned). The tree
+   * strategies try it before the index; linear stays the faithful O(pages) original, and radix
+   * is O(1) already, so both always ask their index.
+   */
+  private hint = 0;
+  private readonly useHint: boolean;
+  /** log2(size) when blocks are a power of two in one window of ≤ 2^30 bytes, else -1. */
+  private readonly sizeShift: number;
   private inUseTotal = 0;
   private destroyed = false;
   private readonly onDebugReport: (r: DebugReport) => void;
@@ -259,10 +270,14 @@ export class DmaPool {
     this.bpp = this.geometry.blocksPerPage;
     this.offsets = this.geometry.offsets;
     this.oneWindow = this.geometry.boundary === this.geometry.allocation;
+    this.allocation = this.geometry.allocation;
+    this.sizeShift = this.oneWindow && this.allocation <= 2 ** 30 && (this.size & (this.size - 1)) === 0
+      ? Math.log2(this.size) : -1;
     this.pages = seams.makePageTable ? seams.makePageTable(this.bpp, this.geometry.allocation)
       : new PageTable(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
     this.onDebugReport = opts.onDebugReport ?? defaultReporter;
+    this.useHint = this.index.kind === 'rbtree' || this.index.kind === 'stack';
   }
 
   /** dma_pool_alloc(): the DMA address of a free block (contents undefined; poisoned in debug). */
@@ -300,7 +315,7 @@ export class DmaPool {
       if (this.debug) this.debugCheckFree(p, off, dma);
       this.blockView(p, off).fill(zero ? 0 : POOL_POISON_ALLOCATED);
     } catch (e) {
-      this.index.put(b); // exactly undoes take(): the block is the head of its list again
+      this.index.put(b, p); // exactly undoes take(): the block is the head of its list again
       throw memoryError(e, dma);
     }
   }
@@ -345,37 +360,68 @@ export class DmaPool {
   /**
    * Resolves a DMA address to its global block id, or throws (pool unchanged):
    * EFAULT when no page holds it, EINVAL when no block starts there.
+   *
+   * The page found last is tried first (consecutive frees mostly hit the same page): an address
+   * inside its [dma, dma + allocation) range belongs to it — page ranges never overlap — so the
+   * index is asked only on a miss. Every address is still validated in full.
    */
   private resolve(dma: number, op: string): number {
     if (this.destroyed) throw this.destroyedError();
-    if (typeof dma !== 'number') throw new DmaPoolError('EINVAL', `${op}: DMA address must be a number, got ${typeof dma}`);
-    // NaN or a negative number would otherwise compare its way into some page of the tree
-    const p = dma >= 0 ? this.index.findPage(dma) : -1;
-    if (p < 0) throw new DmaPoolError('EFAULT', `${op} ${this.name}, ${hex(dma)} (bad dma)`);
-    const off = dma - this.pages.dma[p];
+    if (typeof dma !== 'number') throw this.notANumber(dma, op);
+    const pages = this.pages;
+    let p = this.hint;
+    let off = dma - pages.dma[p];
+    // false for NaN; p may be past count after a page was taken back (removeLast)
+    if (!(this.useHint && off >= 0 && off < this.allocation && p < pages.count)) {
+      // NaN or a negative number would otherwise compare its way into some page of the tree
+      p = dma >= 0 ? this.index.findPage(dma) : -1;
+      if (p < 0) throw this.badDma(dma, op);
+      this.hint = p;
+      off = dma - pages.dma[p];
+    }
     let idx: number;
-    if (this.oneWindow) {
+    const shift = this.sizeShift;
+    if (shift >= 0) {
+      // a power-of-two size in one window of at most 2^30 bytes: integer arithmetic is exact
+      idx = off >> shift;
+      if ((off | 0) !== off || idx << shift !== off || idx >= this.bpp) idx = -1;
+    } else if (this.oneWindow) {
       idx = off / this.size;
       if (idx !== (idx | 0) || idx >= this.bpp) idx = -1;
     } else {
       idx = blockIndex(this.geometry, off);
     }
-    if (idx < 0) throw new DmaPoolError('EINVAL', `${op} ${this.name}, ${hex(dma)} is not the start of a block`);
+    if (idx < 0) throw this.notABlock(dma, op);
     return p * this.bpp + idx;
+  }
+
+  private notANumber(dma: unknown, op: string): DmaPoolError {
+    return new DmaPoolError('EINVAL', `${op}: DMA address must be a number, got ${typeof dma}`);
+  }
+
+  private badDma(dma: number, op: string): DmaPoolError {
+    return new DmaPoolError('EFAULT', `${op} ${this.name}, ${hex(dma)} (bad dma)`);
+  }
+
+  private notABlock(dma: number, op: string): DmaPoolError {
+    return new DmaPoolError('EINVAL', `${op} ${this.name}, ${hex(dma)} is not the start of a block`);
+  }
+
+  private alreadyFree(dma: number): DmaPoolError {
+    return new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} already free`);
   }
 
   /** dma_pool_free(): returns the block at `dma`. Throws EFAULT/EINVAL/EALREADY/EBADF (pool unchanged). */
   free(dma: number): void {
     const b = this.resolve(dma, 'dma_pool_free');
+    const p = this.hint; // resolve() leaves the block's page there
     const pages = this.pages;
-    if (pages.allocated[b] === 0)
-      throw new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} already free`);
-    const p = (b / this.bpp) | 0;
+    if (pages.allocated[b] === 0) throw this.alreadyFree(dma);
     if (this.debug) this.poisonFreed(p, this.offsets[b - p * this.bpp], dma); // before any change: it may throw
     pages.allocated[b] = 0;
     pages.inUse[p]--;
     this.inUseTotal--;
-    this.index.put(b);
+    this.index.put(b, p);
   }
 
   private poisonFreed(p: number, off: number, dma: number): void {

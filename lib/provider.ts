@@ -97,6 +97,7 @@ export interface ChunkView {
 }
 
 export function nextPow2(n: number): number {
+  if (n <= 0x40000000) return n <= 1 ? 1 : 2 ** (32 - Math.clz32(Math.ceil(n) - 1));
   let p = 1;
   while (p < n) p *= 2;
   return p;

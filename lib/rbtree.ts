@@ -87,27 +87,33 @@ export class RbTree {
    */
   insert(id: number, key: number, span: number): void {
     this.reserve(id + 1);
+    const keys = this.key, spans = this.span, left = this.left, right = this.right;
     let p = NIL;
     let n = this.root;
     let goLeft = false;
+    let visits = 0;
     while (n !== NIL) {
-      this.visits++;
+      visits++;
       p = n;
-      const k = this.key[n];
-      if (key + span <= k) { n = this.left[n]; goLeft = true; }
-      else if (key >= k + this.span[n]) { n = this.right[n]; goLeft = false; }
-      else throw new DmaPoolError('EINVAL',
-        `DMA address overlap: [${hex(key)}, ${hex(key + span)}) overlaps [${hex(k)}, ${hex(k + this.span[n])})`);
+      const k = keys[n];
+      if (key + span <= k) { n = left[n]; goLeft = true; }
+      else if (key >= k + spans[n]) { n = right[n]; goLeft = false; }
+      else {
+        this.visits += visits;
+        throw new DmaPoolError('EINVAL',
+          `DMA address overlap: [${hex(key)}, ${hex(key + span)}) overlaps [${hex(k)}, ${hex(k + spans[n])})`);
+      }
     }
-    this.key[id] = key;
-    this.span[id] = span;
-    this.left[id] = NIL;
-    this.right[id] = NIL;
+    this.visits += visits;
+    keys[id] = key;
+    spans[id] = span;
+    left[id] = NIL;
+    right[id] = NIL;
     this.parent[id] = p;
     this.color[id] = RED;
     if (p === NIL) this.root = id;
-    else if (goLeft) this.left[p] = id;
-    else this.right[p] = id;
+    else if (goLeft) left[p] = id;
+    else right[p] = id;
     this.size++;
     this.insertFixup(id);
   }

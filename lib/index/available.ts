@@ -66,9 +66,9 @@ export abstract class AvailableListIndex implements PageIndex {
     return b;
   }
 
-  put(block: number): void {
+  put(block: number, page?: number): void {
     const pages = this.pages;
-    const p = (block / pages.blocksPerPage) | 0;
+    const p = page ?? (block / pages.blocksPerPage) | 0;
     const head = pages.freeHead[p];
     pages.next[block] = head;
     pages.freeHead[p] = block;

@@ -44,9 +44,9 @@ export class LinearIndex implements PageIndex {
     return NONE;
   }
 
-  put(block: number): void {
+  put(block: number, page?: number): void {
     const pages = this.pages;
-    const p = (block / pages.blocksPerPage) | 0;
+    const p = page ?? (block / pages.blocksPerPage) | 0;
     pages.next[block] = pages.freeHead[p];
     pages.freeHead[p] = block;
   }

@@ -19,8 +19,8 @@ export interface PageIndex {
   findPage(dma: number): number;
   /** Takes a free block (global block id), or -1 when every page is full. */
   take(): number;
-  /** Returns an allocated block. */
-  put(block: number): void;
+  /** Returns an allocated block; `page` (its page, block / blocksPerPage) saves a division when the caller knows it. */
+  put(block: number, page?: number): void;
   /** Throws when the index's own invariants or its agreement with the page table fail. */
   check(): void;
   /** Pages (or tree nodes) visited by lookups and scans: the work the strategy does. */

@@ -11,6 +11,9 @@ import { asNoMem, type PageTable } from './pages';
 
 const LEAF_BITS = 12;
 const LEAF_SIZE = 1 << LEAF_BITS;
+const INV_LEAF_SIZE = 1 / LEAF_SIZE;
+/** Leaves reachable through a plain array (leaf ids from the first leaf's on): no Map lookup when frees alternate between leaves. */
+const DENSE = 64;
 
 export class RadixIndex extends AvailableListIndex {
   readonly kind = 'radix' as const;
@@ -20,10 +23,16 @@ export class RadixIndex extends AvailableListIndex {
   private readonly leaves = new Map<number, Int32Array>();
   private lastLeafId = -1;
   private lastLeaf: Int32Array | undefined;
+  /** dense[id - denseBase]: the same leaves as `leaves`, for the first DENSE leaf ids from denseBase. */
+  private readonly dense: (Int32Array | undefined)[] = new Array<Int32Array | undefined>(DENSE).fill(undefined);
+  private denseBase = -1;
+  /** 1 / unit: exact, unit being a power of two. */
+  private readonly invUnit: number;
 
   constructor(pages: PageTable) {
     super(pages);
     this.unit = nextPow2(pages.allocation);
+    this.invUnit = 1 / this.unit;
   }
 
   get bytesPerPage(): number {
@@ -34,8 +43,16 @@ export class RadixIndex extends AvailableListIndex {
 
   private leaf(id: number, create: boolean): Int32Array | undefined {
     if (id === this.lastLeafId) return this.lastLeaf;
-    let l = this.leaves.get(id);
-    if (!l && create) this.leaves.set(id, (l = new Int32Array(LEAF_SIZE)));
+    const d = id - this.denseBase;
+    const inDense = this.denseBase >= 0 && d >= 0 && d < DENSE;
+    let l = inDense ? this.dense[d] : this.leaves.get(id);
+    if (!l && create) {
+      l = new Int32Array(LEAF_SIZE);
+      if (this.denseBase < 0) this.denseBase = id; // slabs come from ascending IOVAs: later leaves follow
+      this.leaves.set(id, l);
+      const dd = id - this.denseBase;
+      if (dd >= 0 && dd < DENSE) this.dense[dd] = l;
+    }
     if (l) { this.lastLeafId = id; this.lastLeaf = l; }
     return l;
   }
@@ -64,10 +81,12 @@ export class RadixIndex extends AvailableListIndex {
   findPage(dma: number): number {
     this.visits++;
     if (!(dma >= 0)) return -1;
-    const u = Math.floor(dma / this.unit);
-    const leaf = this.leaf(Math.floor(u / LEAF_SIZE), false);
+    // multiplications by exact powers of two and a subtraction: no float division or fmod
+    const u = Math.floor(dma * this.invUnit);
+    const id = Math.floor(u * INV_LEAF_SIZE);
+    const leaf = this.leaf(id, false);
     if (leaf === undefined) return -1;
-    const p = leaf[u % LEAF_SIZE] - 1;
+    const p = leaf[u - id * LEAF_SIZE] - 1;
     // the unit may extend past the page (allocation not a power of two)
     if (p < 0 || dma - this.pages.dma[p] >= this.pages.allocation) return -1;
     return p;
