@@ -4,7 +4,8 @@
  */
 import { DmaPoolError } from './errors';
 import { DmaPool, PoolOptions } from './pool';
-import type { SlabProvider } from './provider';
+import type { DeviceSpec } from './open';
+import type { ProviderKind, SlabProvider } from './provider';
 import { poolsReport } from './report';
 import type { PciAccess } from './vfio/pci-access';
 
@@ -12,20 +13,29 @@ import type { PciAccess } from './vfio/pci-access';
 interface WithPci { device(bdf?: string): PciAccess }
 interface WithSync { sync(phase: 'begin' | 'end', dir?: 'read' | 'write' | 'rw'): void }
 
+/**
+ * Opened by openDevice(). Release it with close() — or declare it with `using`, which closes it
+ * when the block exits (see `[Symbol.dispose]()`).
+ */
 export class Device {
   /** Pools of this device, newest first (as the kernel lists them). */
   private readonly poolList: DmaPool[] = [];
   private closed = false;
 
+  /**
+   * Use openDevice(); this wraps a provider the caller opened (and hands it over: close() closes it).
+   */
   constructor(
-    /** The spec it was opened with, e.g. 'sim' or 'vfio:0000:85:00.0'. */
-    readonly spec: string,
+    /** The spec it was opened with, e.g. 'sim' or 'vfio:0000:85:00.0' ('auto' resolves to the spec it chose). */
+    readonly spec: DeviceSpec,
+    /** The memory provider behind the device (its `description` says what backs the memory). */
     readonly provider: SlabProvider,
-    /** Why this provider was chosen (for 'auto'). */
+    /** Why this provider was chosen (for 'auto'); empty otherwise. */
     readonly reason = '',
   ) {}
 
-  get kind(): string {
+  /** The provider kind: 'sim', 'vfio', 'uio', 'udmabuf' or 'u-dma-buf'. */
+  get kind(): ProviderKind {
     return this.provider.kind;
   }
 
@@ -49,6 +59,7 @@ export class Device {
     return pool;
   }
 
+  /** The live pools of this device, newest first (destroyed pools leave the list). */
   get pools(): readonly DmaPool[] {
     return this.poolList;
   }
@@ -95,6 +106,19 @@ export class Device {
     this.closed = true;
   }
 
+  /**
+   * `using dev = openDevice(…)`: close() when the block exits, under the same rules. If a pool
+   * still has blocks in use it throws EBUSY and releases nothing — the device stays open and its
+   * memory mapped (a device may still DMA into it), so free the blocks and call close() again;
+   * nothing is released behind the caller's back. When the block itself threw, `using` reports
+   * both: a SuppressedError whose `error` is this EBUSY and whose `suppressed` is the block's
+   * error (likewise for several `using` resources that fail, innermost first).
+   */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** True once close() succeeded. */
   get isClosed(): boolean {
     return this.closed;
   }

@@ -1,7 +1,7 @@
 export { openDevice } from './open';
-export type { OpenOptions } from './open';
+export type { OpenOptions, DeviceSpec } from './open';
 export { Device } from './device';
-export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDump } from './pool';
+export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDump, dmaToBigInt, dmaFromBigInt } from './pool';
 export type { PoolOptions, PoolStats, DebugReport } from './pool';
 export type { IndexKind } from './index/page-index';
 export { DmaPoolError } from './errors';
@@ -15,4 +15,5 @@ export type { IovaRange } from './iova';
 export { SlabProvider } from './provider';
 export type { Chunk, Slab, ProviderCounters, ProviderKind } from './provider';
 export { SimProvider } from './providers/sim';
+export type { PciAccess, BarMapping } from './vfio/pci-access';
 export { poolsReport, poolsLine, POOLS_HEADER } from './report';

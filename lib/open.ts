@@ -31,6 +31,20 @@ const OPTIONS: { [K in keyof OpenOptions]-?: [string, (v: unknown) => boolean] }
   sys: ['a SysRoot', (v) => v instanceof SysRoot],
 };
 
+/**
+ * The device specs openDevice() understands, as template literal types (completion, and a type
+ * for a driver's own configuration). `Device.spec` is always one of them: the spec a device was
+ * opened with, or for `auto` the one it resolved to.
+ * - `'sim'`: no device, fake IOVAs, never device-visible;
+ * - `'auto'`: vfio:$DMAPOOL_DEVICE, else udmabuf (ENODEV when neither; sim only with allowSim);
+ * - `` `vfio:${bdf}` ``: one PCI function or several, comma-separated (`vfio:0000:85:00.0,0000:85:00.1`);
+ * - `` `uio:${bdf}` ``: a UIO-bound function, physical addresses;
+ * - `'udmabuf'`: memfd + /dev/udmabuf, physical addresses;
+ * - `` `u-dma-buf:${name}` ``: ikwzm's u-dma-buf reserved buffer, e.g. `u-dma-buf:udmabuf0`.
+ */
+export type DeviceSpec =
+  | 'sim' | 'auto' | 'udmabuf' | `vfio:${string}` | `uio:${string}` | `u-dma-buf:${string}`;
+
 const SPECS = "'sim', 'auto', 'vfio:<BDF>[,<BDF>…]', 'uio:<BDF>', 'udmabuf' or 'u-dma-buf:<name>'";
 
 /** EINVAL for anything but undefined or a plain object of known options with the right types. */
@@ -57,8 +71,12 @@ function checkOptions(opts: unknown): void {
  * - `auto` (the default) — vfio:$DMAPOOL_DEVICE when set, else udmabuf when /dev/udmabuf exists;
  *   ENODEV when neither is there, and a failing provider's own error (no fallback). Only with
  *   `allowSim: true` does it fall back to sim. `device.reason` says which and why.
+ *
+ * `spec` is typed as {@link DeviceSpec} for completion but accepts any string — specs often come
+ * from a command line or an environment variable — and is checked at run time: EINVAL for an
+ * unknown spec or a missing argument, EINVAL for unknown options or option types.
  */
-export function openDevice(spec = 'auto', opts: OpenOptions = {}): Device {
+export function openDevice(spec: DeviceSpec | (string & {}) = 'auto', opts: OpenOptions = {}): Device {
   if (typeof spec !== 'string')
     throw new DmaPoolError('EINVAL', `openDevice: spec must be a string, got ${spec === null ? 'null' : typeof spec}`, `use ${SPECS}`);
   checkOptions(opts);
@@ -68,16 +86,16 @@ export function openDevice(spec = 'auto', opts: OpenOptions = {}): Device {
     case 'sim': return new Device('sim', new SimProvider(popts));
     case 'vfio': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': vfio needs a PCI address, e.g. vfio:0000:85:00.0`);
-      return new Device(spec, new VfioProvider(arg.split(','), popts));
+      return new Device(spec as DeviceSpec, new VfioProvider(arg.split(','), popts));
     }
     case 'uio': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': uio needs a PCI address, e.g. uio:0000:85:00.0`);
-      return new Device(spec, new UioProvider(arg, popts));
+      return new Device(spec as DeviceSpec, new UioProvider(arg, popts));
     }
     case 'udmabuf': return new Device('udmabuf', new UdmabufProvider(popts));
     case 'u-dma-buf': {
       if (!arg) throw new DmaPoolError('EINVAL', `'${spec}': u-dma-buf needs a device name, e.g. u-dma-buf:udmabuf0`);
-      return new Device(spec, new UDmaBufProvider(arg, popts));
+      return new Device(spec as DeviceSpec, new UDmaBufProvider(arg, popts));
     }
     case 'auto': return openAuto(popts, allowSim);
     default:

@@ -209,10 +209,19 @@ function warn(message: string, code: string, detail?: string): void {
 
 const defaultReporter = (r: DebugReport): void => warn(`${r.message}\n${r.dump}`, 'DMAPOOL_DEBUG_CORRUPTED');
 
+/**
+ * A dma_pool, made by Device.createPool(). Blocks are DMA addresses (numbers < 2^53); view() and
+ * dataView() give CPU access to allocated ones. Release it with destroy() — or declare it with
+ * `using`, which destroys it when the block exits (EBUSY, releasing nothing, while blocks are in use).
+ */
 export class DmaPool {
+  /** The pool's name as the `pools` report shows it (at most POOL_NAME_MAX code points). */
   readonly name: string;
+  /** Block size, alignment, boundary and layout, as dma_pool_create() computed them. */
   readonly geometry: PoolGeometry;
+  /** Whether blocks are poisoned and free blocks checked for corruption on alloc. */
   readonly debug: boolean;
+  /** The page-lookup strategy (`index.kind`: 'rbtree', 'linear', 'stack' or 'radix'). */
   readonly index: PageIndex;
   private readonly pages: PageTable;
   private readonly size: number;
@@ -449,6 +458,134 @@ export class DmaPool {
     return new Uint8Array(buf, this.offsets[b - p * this.bpp], this.size);
   }
 
+  /**
+   * A DataView over exactly `size` bytes of the allocated block at `dma`, for descriptor fields
+   * (pass `true` for little-endian: `dv.setUint32(4, len, true)`,
+   * `dv.setBigUint64(8, dmaToBigInt(next), true)`). The same rules as view(): its `.buffer` is
+   * this pool's page holding the block (the one view() uses, never a slab shared with another
+   * pool), accesses past `size` throw RangeError, and it is detached at destroy()/close (any
+   * access then throws TypeError). Throws like view(): EFAULT, EINVAL (not a block start),
+   * EALREADY (a free block), EBADF (destroyed).
+   */
+  dataView(dma: number): DataView {
+    const b = this.resolve(dma, 'dataView');
+    if (this.pages.allocated[b] === 0)
+      throw new DmaPoolError('EALREADY', `dataView ${this.name}, dma ${hex(dma)}: block is free`);
+    const p = (b / this.bpp) | 0;
+    let buf = this.pageBuffers[p];
+    if (buf === undefined || buf.byteLength === 0) buf = this.exposePage(p);
+    return new DataView(buf, this.offsets[b - p * this.bpp], this.size);
+  }
+
+  /**
+   * `n` blocks at once (ring set-up): their DMA addresses, in allocation order — the order n
+   * alloc() calls would give. All or nothing: on any error (ENOMEM when memory runs out, EFAULT,
+   * EBADF) the blocks this call took are freed again before it throws, so no block stays
+   * allocated; pages it added stay with the pool, as pages always do until destroy().
+   * EINVAL unless `n` is a non-negative safe integer; 0 gives an empty array.
+   */
+  allocMany(n: number): Float64Array {
+    return this.allocBlocks(n, false, 'allocMany');
+  }
+
+  /** allocMany() with every block's `size` bytes zeroed (n zalloc() calls, all or nothing). */
+  zallocMany(n: number): Float64Array {
+    return this.allocBlocks(n, true, 'zallocMany');
+  }
+
+  private allocBlocks(n: number, zero: boolean, op: string): Float64Array {
+    if (this.destroyed) throw this.destroyedError();
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+      throw einval(`${op} ${this.name}: the count must be a non-negative safe integer, got ${describeValue(n)}`);
+    let out: Float64Array;
+    try {
+      out = new Float64Array(n);
+    } catch (e) {
+      throw new DmaPoolError('ENOMEM', `${op} ${this.name}: no room for ${n} addresses`, { cause: e });
+    }
+    let i = 0;
+    try {
+      for (; i < n; i++) out[i] = this.allocBlock(zero);
+    } catch (e) {
+      // newest first: each free exactly undoes the last take, and (debug) re-poisons the block
+      for (let j = i - 1; j >= 0; j--) {
+        try {
+          this.free(out[j]);
+        } catch { /* the memory went away under the pool: report the first error */ }
+      }
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Frees a batch of blocks, all or nothing: every address is validated first — EFAULT (no page
+   * of this pool), EINVAL (not a number, not a block start), EALREADY (already free, or twice in
+   * the batch) — and on the first bad one it throws with no block freed. `addrs` is any
+   * array-like of numbers (an allocMany() result, a plain array); it is read once. Debug pools
+   * poison every block before any is counted free.
+   */
+  freeMany(addrs: ArrayLike<number>): void {
+    if (this.destroyed) throw this.destroyedError();
+    const op = 'dma_pool_free';
+    const dmas = this.readAddresses(addrs);
+    const n = dmas.length;
+    // pass 1: resolve every address, refuse free blocks and repeats; nothing changes
+    const blocks = new Int32Array(n);
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const dma = dmas[i];
+      const b = this.resolve(dma, op);
+      if (this.pages.allocated[b] === 0) throw this.alreadyFree(dma);
+      if (seen.has(b))
+        throw new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} is in the batch twice`);
+      seen.add(b);
+      blocks[i] = b;
+    }
+    // pass 2 (debug): poison every block first — the only step that can fail, before any change
+    if (this.debug) {
+      for (let i = 0; i < n; i++) {
+        const b = blocks[i];
+        const p = (b / this.bpp) | 0;
+        this.poisonFreed(p, this.offsets[b - p * this.bpp], dmas[i]);
+      }
+    }
+    // pass 3: commit, as free() does
+    const pages = this.pages;
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i];
+      const p = (b / this.bpp) | 0;
+      pages.allocated[b] = 0;
+      pages.inUse[p]--;
+      this.inUseTotal--;
+      this.index.put(b, p);
+    }
+  }
+
+  /**
+   * freeMany()'s snapshot of its argument: each element read once (a getter or a Proxy cannot
+   * change an address between validation and free), every one a number. EINVAL otherwise.
+   */
+  private readAddresses(addrs: ArrayLike<number>): Float64Array {
+    if (addrs === null || typeof addrs !== 'object')
+      throw einval(`freeMany ${this.name}: addresses must be an array-like of numbers, got ${describeValue(addrs)}`);
+    try {
+      const n: unknown = addrs.length;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+        throw einval(`freeMany ${this.name}: addresses must be an array-like with a length, got length ${describeValue(n)}`);
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v: unknown = addrs[i];
+        if (typeof v !== 'number') throw einval(`freeMany ${this.name}: address [${i}] must be a number, got ${describeValue(v)}`);
+        out[i] = v;
+      }
+      return out;
+    } catch (e) {
+      if (e instanceof DmaPoolError) throw e;
+      throw new DmaPoolError('EINVAL', `freeMany ${this.name}: addresses could not be read: ${describeError(e, false)}`, { cause: e });
+    }
+  }
+
   private exposePage(p: number): ArrayBuffer {
     const v = this.provider.exposeChunk(this.pages.chunks[p], 0, this.geometry.allocation);
     this.viewIds.push(v.view);
@@ -541,6 +678,7 @@ export class DmaPool {
     }
   }
 
+  /** A snapshot of the pool's counters and geometry (what the `pools` report prints, and more). */
   get stats(): PoolStats {
     const g = this.geometry;
     return {
@@ -561,6 +699,7 @@ export class DmaPool {
     };
   }
 
+  /** True once destroy() succeeded. */
   get isDestroyed(): boolean {
     return this.destroyed;
   }
@@ -614,6 +753,19 @@ export class DmaPool {
     this.onDestroy(this);
   }
 
+  /**
+   * `using pool = dev.createPool(…)`: destroy() when the block exits, under the same rules. With
+   * blocks still allocated it throws EBUSY and releases nothing — the pool stays usable and its
+   * memory mapped (a device may still DMA into it); free the blocks and destroy() again. When the
+   * block itself threw, `using` reports both: a SuppressedError whose `error` is this EBUSY and
+   * whose `suppressed` is the block's error. A `using dev` declared before the pool is disposed
+   * after it and throws EBUSY too, so both come out as one SuppressedError (the device's EBUSY in
+   * `error`, the pool's in `suppressed`).
+   */
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+
   private destroyedError(): DmaPoolError {
     return new DmaPoolError('EBADF', `pool ${this.name} was destroyed`);
   }
@@ -634,6 +786,31 @@ function describeError(e: unknown, stack: boolean): string {
   } catch {
     return 'an unprintable value';
   }
+}
+
+/**
+ * A DMA address as a BigInt, for 64-bit descriptor fields (`dv.setBigUint64(off, dmaToBigInt(dma), true)`).
+ * The pool's API keeps addresses as numbers — every address it hands out is an integer below
+ * 2^53, exactly representable — and BigInt appears only at the descriptor boundary, through this
+ * and dmaFromBigInt(). EINVAL unless `dma` is a non-negative safe integer.
+ */
+export function dmaToBigInt(dma: number): bigint {
+  if (typeof dma !== 'number' || !Number.isSafeInteger(dma) || dma < 0)
+    throw new DmaPoolError('EINVAL', `dmaToBigInt: a DMA address is a non-negative safe integer, got ${describeValue(dma)}`);
+  return BigInt(dma);
+}
+
+/**
+ * A 64-bit address read back from a descriptor (`dv.getBigUint64(off, true)`) as the number the
+ * pool's API takes (free(), view(), …). ERANGE when it is 2^53 or more — no pool ever hands out
+ * such an address, so the descriptor is corrupt; EINVAL when it is not a bigint or is negative.
+ */
+export function dmaFromBigInt(dma: bigint): number {
+  if (typeof dma !== 'bigint' || dma < 0n)
+    throw new DmaPoolError('EINVAL', `dmaFromBigInt: a DMA address is a non-negative bigint, got ${describeValue(dma)}`);
+  if (dma > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new DmaPoolError('ERANGE', `dmaFromBigInt: 0x${dma.toString(16)} is not below 2^53, so it is no pool's DMA address`);
+  return Number(dma);
 }
 
 /** The kernel's print_hex_dump layout: 16 bytes per line, offset prefix. */

@@ -12,26 +12,40 @@ export const PCI_COMMAND_MASTER = 0x4;
 
 /** A BAR mapping: the native mapping id (MMIO goes through it) and its ArrayBuffer. */
 export interface BarMapping {
+  /** The native mapping id; read32/write32/read64/write64 address the BAR through it. */
   id: number;
   /** Absent when the BAR is longer than the largest ArrayBuffer (4 GiB before Node 22). */
   buffer?: ArrayBuffer;
 }
 
+/**
+ * A PCI function's registers, from `device.pci()`. Close it with close() — or declare it with
+ * `using`, which closes it when the block exits. Every method throws EBADF once it is closed.
+ */
 export abstract class PciAccess {
   private readonly bars = new Map<number, BarMapping>();
   private closed = false;
-  constructor(readonly bdf: string) {}
+  /** @internal Made by the providers (device.pci()); `bdf` is the function's address. */
+  constructor(
+    /** The function's PCI address, e.g. '0000:85:00.0'. */
+    readonly bdf: string,
+  ) {}
 
+  /** @internal */
   protected abstract mapBarImpl(index: number): BarMapping;
+  /** @internal */
   protected abstract readConfigImpl(offset: number, length: number): Uint8Array;
+  /** @internal */
   protected abstract writeConfigImpl(offset: number, bytes: Uint8Array): void;
+  /** @internal */
   protected abstract closeImpl(): void;
 
-  /** Throws EBADF once closed: a closed handle never touches a (possibly reused) descriptor. */
+  /** @internal Throws EBADF once closed: a closed handle never touches a (possibly reused) descriptor. */
   protected checkOpen(): void {
     if (this.closed) throw new DmaPoolError('EBADF', `${this.bdf}: PCI access is closed`);
   }
 
+  /** True once close() ran. */
   get isClosed(): boolean {
     return this.closed;
   }
@@ -64,6 +78,7 @@ export abstract class PciAccess {
     return this.readConfigImpl(offset, length);
   }
 
+  /** Writes `bytes` to config space at `offset` (EINVAL outside the 4096-byte space). */
   writeConfig(offset: number, bytes: Uint8Array): void {
     this.checkOpen();
     if (!(bytes instanceof Uint8Array)) throw new DmaPoolError('EINVAL', `${this.bdf}: config bytes must be a Uint8Array`);
@@ -71,16 +86,19 @@ export abstract class PciAccess {
     this.writeConfigImpl(offset, bytes);
   }
 
+  /** The little-endian 16-bit config register at `offset`. */
   configRead16(offset: number): number {
     const b = this.readConfig(offset, 2);
     return b[0] | (b[1] << 8);
   }
 
+  /** The little-endian 32-bit config register at `offset` (unsigned). */
   configRead32(offset: number): number {
     const b = this.readConfig(offset, 4);
     return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
   }
 
+  /** Writes the low 16 bits of `v` to the config register at `offset`, little-endian. */
   configWrite16(offset: number, v: number): void {
     this.writeConfig(offset, Uint8Array.of(v & 0xff, (v >> 8) & 0xff));
   }
@@ -91,6 +109,7 @@ export abstract class PciAccess {
     this.configWrite16(PCI_COMMAND, cmd | PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY);
   }
 
+  /** Clears Bus Master Enable: the device may no longer issue DMA. */
   disableBusMaster(): void {
     this.configWrite16(PCI_COMMAND, this.configRead16(PCI_COMMAND) & ~PCI_COMMAND_MASTER);
   }
@@ -100,14 +119,17 @@ export abstract class PciAccess {
     return Number(native().mmioRead(this.bar(bar).id, offset, 4));
   }
 
+  /** One fenced 32-bit MMIO write of `v >>> 0`; the offset is bounds-checked against the BAR. */
   write32(bar: number, offset: number, v: number): void {
     native().mmioWrite(this.bar(bar).id, offset, BigInt(v >>> 0), 4);
   }
 
+  /** One fenced 64-bit MMIO read; the offset is bounds-checked against the BAR. */
   read64(bar: number, offset: number): bigint {
     return native().mmioRead(this.bar(bar).id, offset, 8);
   }
 
+  /** One fenced 64-bit MMIO write (a number is converted with BigInt()); the offset is bounds-checked. */
   write64(bar: number, offset: number, v: bigint | number): void {
     native().mmioWrite(this.bar(bar).id, offset, typeof v === 'bigint' ? v : BigInt(v), 8);
   }
@@ -119,6 +141,18 @@ export abstract class PciAccess {
     for (const b of this.bars.values()) native().unmap(b.id);
     this.bars.clear();
     this.closeImpl();
+  }
+
+  /**
+   * `using pci = dev.pci()`: close() when the block exits — BARs unmapped (their buffers
+   * detached), the back end closed; closing twice is harmless. Bus mastering is left as it is:
+   * call disableBusMaster() first if the device must stop DMA. The handle is the device's own
+   * (dev.pci() returns the same object each time), so once it is disposed dev.pci() hands back
+   * the closed handle (EBADF on use): scope `using pci` like the device, or leave the handle to
+   * dev.close(), which closes it too.
+   */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
