@@ -4,6 +4,7 @@
  * and warm (median after the JIT settled), plus the kernel's dmapool_test rows.
  */
 import { execFileSync } from 'node:child_process';
+import { DmaPoolError } from './errors';
 import { openDevice } from './open';
 import type { IndexKind } from './index/page-index';
 import type { ProviderCounters } from './provider';
@@ -174,6 +175,32 @@ export interface BenchOptions {
   cliPath: string;
 }
 
+/**
+ * The integer ranges of BenchOptions' counts: runBench checks them, and the CLI turns each into a
+ * usage error (exit 2) before anything runs. Every range is inclusive.
+ */
+export const BENCH_LIMITS = {
+  reps: { min: 1, max: 1_000_000 },
+  warmups: { min: 0, max: 1_000_000 },
+  linearReps: { min: 1, max: 1_000_000 },
+  coldReps: { min: 1, max: 1_000_000 },
+  /** Blocks per run: past 2^28 the address array alone is 2 GiB. */
+  n: { min: 1, max: 2 ** 28 },
+} as const satisfies Record<string, { min: number; max: number }>;
+
+/** Checks what runBench is given (DmaPoolError EINVAL, never a TypeError half-way through a run). */
+export function checkBenchOptions(o: BenchOptions): void {
+  for (const [k, { min, max }] of Object.entries(BENCH_LIMITS)) {
+    const v = (o as unknown as Record<string, unknown>)[k];
+    if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max)
+      throw new DmaPoolError('EINVAL', `bench: ${k} must be an integer from ${min} to ${max}, got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+  }
+  const lists: [string, readonly string[], unknown][] = [['strategies', STRATEGIES, o.strategies], ['workloads', WORKLOADS, o.workloads]];
+  for (const [k, allowed, v] of lists)
+    if (!Array.isArray(v) || v.length === 0 || v.some((x) => !allowed.includes(x as string)))
+      throw new DmaPoolError('EINVAL', `bench: ${k} must be a non-empty list of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+}
+
 function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', n: number,
   samples: RunSample[], metadata: number, note?: string): BenchResult {
   const ms = samples.map((s) => s.ms);
@@ -201,6 +228,7 @@ function metadataBytes(provider: string, strategy: IndexKind, n: number): number
 }
 
 export function runBench(o: BenchOptions): BenchResult[] {
+  checkBenchOptions(o);
   const results: BenchResult[] = [];
   for (const strategy of o.strategies) {
     const meta = metadataBytes(o.provider, strategy, o.n);

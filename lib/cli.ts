@@ -1,39 +1,143 @@
 #!/usr/bin/env node
 /** The dmapool command line: bench (the seed's benchmark), and more (see --help). */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+import { BENCH_LIMITS, BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from './index/page-index';
 import { openDevice } from './open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
-import { devices, doctor, formatDevices, formatDoctor, parseSize } from './doctor';
+import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor, parseSize } from './doctor';
 import { DmaPoolError } from './errors';
+import { isKernelOwned, normalizeBdf, pciInfo } from './pci';
 import { SysRoot } from './sysfs';
 import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
 import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
   runKernelBench } from './kernel-bench';
 
-function list<T extends string>(allowed: readonly T[]) {
-  return (v: string): T[] => {
-    const xs = v.split(',').map((s) => s.trim()) as T[];
-    for (const x of xs) if (!allowed.includes(x)) throw new InvalidArgumentError(`'${x}' is not one of ${allowed.join(', ')}`);
-    return xs;
+// ---- usage errors ----------------------------------------------------------------------------
+// Every argument goes through one of the parsers below; each throws InvalidArgumentError saying
+// what it expected and what it got, and reportUsageErrors turns that (and commander's own errors:
+// unknown option or command, missing argument) into ONE line on stderr and exit 2. Failures of a
+// command that parsed fine exit 1 (parseAsync's catch at the end of main).
+
+/** A value as it is quoted in a usage error: single quotes, control characters escaped (one line). */
+function q(v: string): string {
+  return `'${v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+}
+
+/** An integer from min to max, in decimal digits ('1e3', '0x10', '1.0', '' are not). */
+function int(min: number, max: number) {
+  return (v: string): number => {
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${q(v)}`);
+    return n;
   };
 }
 
-/** A non-negative integer argument (a usage error otherwise). */
-function int(v: string): number {
-  if (!/^\d+$/.test(v.trim())) throw new InvalidArgumentError(`'${v}' is not a non-negative integer`);
-  return Number(v);
+/** An integer option of BenchOptions, in the range runBench accepts. */
+const benchInt = (k: keyof typeof BENCH_LIMITS) => int(BENCH_LIMITS[k].min, BENCH_LIMITS[k].max);
+
+/** A comma-separated list of allowed names (duplicates dropped, no empty items). */
+function list<T extends string>(allowed: readonly T[]) {
+  return (v: string): T[] => {
+    const xs = v.split(',').map((s) => s.trim());
+    const bad = xs.find((x) => !allowed.includes(x as T));
+    if (bad !== undefined)
+      throw new InvalidArgumentError(`expected a comma-separated list of ${allowed.join(', ')}, got ${bad === '' ? `an empty item in ${q(v)}` : q(bad)}`);
+    return [...new Set(xs)] as T[];
+  };
 }
 
-/** A size argument such as 64M (a usage error otherwise). */
+/** One of the allowed names. */
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (v: string): T => {
+    if (!allowed.includes(v as T)) throw new InvalidArgumentError(`expected one of ${allowed.join(', ')}, got ${q(v)}`);
+    return v as T;
+  };
+}
+
+/** A size such as 64M, 1G or 4096 (bytes), at least one byte. */
 function size(v: string): number {
+  let n: number;
   try {
-    return parseSize(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
+    n = parseSize(v);
+  } catch {
+    throw new InvalidArgumentError(`expected a size such as 64M, 1G or 4096 (bytes), got ${q(v)}`);
+  }
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a size from 1 byte to 8P, got ${q(v)}`);
+  return n;
+}
+
+function isBdf(v: string): boolean {
+  try { normalizeBdf(v); return true; } catch { return false; }
+}
+
+/** A PCI address (returned in its full form, 0000:85:00.0). */
+function bdfArg(v: string): string {
+  if (!isBdf(v)) throw new InvalidArgumentError(`expected a PCI address DDDD:BB:DD.F such as 0000:85:00.0, got ${q(v)}`);
+  return normalizeBdf(v);
+}
+
+const SPECS = 'auto, sim, udmabuf, vfio:<BDF>[,<BDF>…], uio:<BDF> or u-dma-buf:<name>';
+
+/** A device spec as openDevice takes it, checked for its form here (whether it opens is not a usage question). */
+function deviceSpec(v: string): string {
+  const i = v.indexOf(':');
+  const [kind, arg] = i < 0 ? [v, undefined] : [v.slice(0, i), v.slice(i + 1)];
+  const ok = arg === undefined ? ['auto', 'sim', 'udmabuf'].includes(kind)
+    : kind === 'vfio' ? arg.split(',').every(isBdf)
+    : kind === 'uio' ? isBdf(arg)
+    : kind === 'u-dma-buf' && /^[\w-][\w.-]*$/.test(arg);
+  if (!ok) throw new InvalidArgumentError(`expected ${SPECS}, got ${q(v)}`);
+  return v;
+}
+
+/**
+ * The one line a commander error becomes: `dmapool bench: -n, --count: expected …, got 'abc'
+ * (see dmapool bench --help)`. Commander's own wording is kept where it says enough.
+ */
+function usageLine(cmd: Command, message: string): string {
+  const name = cmd.parent ? `dmapool ${cmd.name()}` : 'dmapool';
+  let m = message.trim().replace(/^error: /, '');
+  let x: RegExpExecArray | null;
+  if ((x = /^option '([^']*)' argument .* is invalid\. ([\s\S]*)$/.exec(m))) m = `${x[1].replace(/\s*[<[].*$/, '')}: ${x[2]}`;
+  else if ((x = /^command-argument value .* is invalid for argument '([^']*)'\. ([\s\S]*)$/.exec(m))) m = `<${x[1]}>: ${x[2]}`;
+  else if ((x = /^option '([^']*)' argument missing$/.exec(m))) m = `${x[1].replace(/\s*[<[].*$/, '')}: value missing`;
+  else if ((x = /^too many arguments.*Expected (\d+) arguments? but got (\d+)\.$/.exec(m))) m = `too many arguments: expected ${x[1]}, got ${x[2]}`;
+  return `${name}: ${m.replace(/\s*\n\s*/g, ' ')} (see ${name} --help)`;
+}
+
+/**
+ * Usage errors of `cmd` (parsers, unknown options and commands, missing arguments): one line on
+ * stderr, exit 2. --help and --version exit 0. Commander's help-on-error (bare `dmapool`) is
+ * replaced by one line too.
+ */
+function reportUsageErrors(cmd: Command): void {
+  const root = cmd.parent ?? cmd;
+  const commands = () => root.createHelp().visibleCommands(root).map((c) => c.name()).filter((n) => n !== 'help');
+  cmd.configureOutput({
+    outputError: (str) => process.stderr.write(usageLine(cmd, str) + '\n'),
+    writeErr: () => {}, // only help-on-error is written here (outputError above writes directly)
+  });
+  cmd.exitOverride((err: CommanderError) => {
+    if (err.exitCode === 0) process.exit(0);
+    if (err.code === 'commander.help')
+      process.stderr.write(`dmapool: expected a command: ${commands().join(', ')} (see dmapool --help)\n`);
+    process.exit(2);
+  });
+}
+
+/** This package's version, from the package.json above this file (wherever the build put it). */
+function packageVersion(): string {
+  for (let d = __dirname; ; d = path.dirname(d)) {
+    try {
+      const p = JSON.parse(fs.readFileSync(path.join(d, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'dmapool' && p.version) return p.version;
+    } catch { /* not here */ }
+    if (path.dirname(d) === d) return 'unknown';
   }
 }
 
@@ -48,21 +152,21 @@ function openBenchDevice(spec: string) {
 export function main(argv: string[]): void {
   const program = new Command();
   program.name('dmapool').description('Linux-faithful dma_pool over real DMA-coherent memory (VFIO, UIO, udmabuf)')
-    .showHelpAfterError()
-    // usage errors exit 2 (commander has printed them); --help exits 0
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .addHelpText('after', '\nExit codes: 0 success, 1 failure (doctor: something must be fixed), 2 usage error.');
 
   program.command('bench')
     .description("the seed's benchmark: create + 373959 × alloc(128), free + destroy, per page-index strategy")
-    .option('-d, --device <spec>', "memory provider: auto (sim, with a notice, when no device works), sim, vfio:<BDF>, uio:<BDF>, udmabuf, u-dma-buf:<name>", 'auto')
+    .option('-d, --device <spec>', "memory provider: auto (sim, with a notice, when no device works), sim, vfio:<BDF>, uio:<BDF>, udmabuf, u-dma-buf:<name>",
+      deviceSpec, 'auto')
     .option('-s, --strategies <list>', 'comma-separated strategies', list(STRATEGIES), STRATEGIES)
     .option('-w, --workloads <list>', 'comma-separated workloads', list(WORKLOADS), WORKLOADS)
-    .option('-r, --reps <n>', 'timed repetitions per strategy', int, 5)
-    .option('--warmups <n>', 'untimed warm-up runs before the timed ones (the JIT needs ~8)', int, 8)
-    .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds)', int, 1)
-    .option('-n, --count <n>', 'blocks per run', int, SEED_N)
+    .option('-r, --reps <n>', 'timed repetitions per strategy (≥ 1)', benchInt('reps'), 5)
+    .option('--warmups <n>', 'untimed warm-up runs before the timed ones (the JIT needs ~8)', benchInt('warmups'), 8)
+    .option('--linear-reps <n>', 'timed repetitions for linear (each free loop takes seconds; ≥ 1)', benchInt('linearReps'), 1)
+    .option('-n, --count <n>', `blocks per run (1 to ${BENCH_LIMITS.n.max})`, benchInt('n'), SEED_N)
     .option('--no-cold', 'skip the cold (fresh process) figures')
-    .option('--cold-reps <n>', 'fresh processes per cold figure', int, 3)
+    .option('--cold-reps <n>', 'fresh processes per cold figure (≥ 1)', benchInt('coldReps'), 3)
     .option('--no-dmapool-test', "skip the kernel's dmapool_test rows")
     .option('--json', 'print results as JSON (stable field names)')
     .option('--kernel [series]', "also run Linux's own mm/dmapool.c (Debian's linux-source, fetched and compiled into " +
@@ -80,7 +184,7 @@ export function main(argv: string[]): void {
       const opts: BenchOptions = {
         provider, strategies: o.strategies as IndexKind[], workloads: o.workloads as Workload[],
         reps: o.reps, warmups: o.warmups, linearReps: Math.min(o.linearReps, o.reps), cold: o.cold,
-        coldReps: Math.max(1, o.coldReps),
+        coldReps: o.coldReps,
         dmapoolTest: o.dmapoolTest, n: o.count, cliPath: __filename,
       };
       const showProgress = !o.json && process.stderr.isTTY;
@@ -115,12 +219,14 @@ export function main(argv: string[]): void {
 
   program.command('doctor')
     .description('check this box for VFIO / UIO / udmabuf use, with the fix for every failure')
-    .argument('[bdf]', 'the PCI device the driver will use (e.g. 0000:85:00.0)')
-    .addOption(new Option('--provider <p>', 'provider to check (default: vfio with a BDF, udmabuf without)').choices(['vfio', 'uio', 'udmabuf']))
+    .argument('[bdf]', 'the PCI device the driver will use (e.g. 0000:85:00.0)', bdfArg)
+    .addOption(new Option('--provider <p>', 'provider to check: vfio, uio or udmabuf (default: vfio with a BDF, udmabuf without)')
+      .argParser(oneOf(['vfio', 'uio', 'udmabuf'] as const)))
     .addOption(new Option('--memory <size>', 'DMA memory the driver will pin (RLIMIT_MEMLOCK, dma_entry_limit)')
       .argParser(size).default(64 * 2 ** 20, '64M'))
     .option('--json', 'print the checks as JSON')
     .addOption(rootOpt())
+    .addHelpText('after', `\nStatus symbols: ${DOCTOR_LEGEND}\nExit codes: 0 the provider can work here, 1 something must be fixed, 2 usage error.`)
     .action((bdf: string | undefined, o) => {
       const r = doctor({ ...(bdf ? { bdf } : {}), ...(o.provider ? { provider: o.provider } : {}),
         memory: o.memory, ...(o.root ? { sys: new SysRoot(o.root) } : {}) });
@@ -139,20 +245,23 @@ export function main(argv: string[]): void {
 
   program.command('bind')
     .description('bind a PCI function to vfio-pci (or uio_pci_generic), remembering its driver')
-    .argument('<bdf>', 'PCI address, e.g. 0000:85:00.0')
-    .addOption(new Option('--driver <name>', 'driver to bind').choices(BIND_DRIVERS).default('vfio-pci'))
+    .argument('<bdf>', 'PCI address, e.g. 0000:85:00.0', bdfArg)
+    .addOption(new Option('--driver <name>', `driver to bind: ${BIND_DRIVERS.join(' or ')}`).argParser(oneOf(BIND_DRIVERS)).default('vfio-pci'))
     .option('--force', 'take it from a kernel driver (once nothing uses it: disks, mounts, links)')
     .addOption(rootOpt())
     .action((bdf: string, o) => {
-      const r = bind(bdf, o.driver, { force: !!o.force, ...(o.root ? { sys: new SysRoot(o.root), modprobe: false } : {}) });
+      const sys = o.root ? new SysRoot(o.root) : undefined;
+      const r = bind(bdf, o.driver, { force: !!o.force, ...(sys ? { sys, modprobe: false } : {}) });
       console.log(r.changed ? `${r.bdf}: ${r.previous ?? 'no driver'} → ${r.driver}` : `${r.bdf}: already bound to ${r.driver}`);
-      for (const m of r.mustFollow)
-        console.log(`  note: ${m.bdf} in the same IOMMU group is bound to ${m.driver}; VFIO needs it too: dmapool bind ${m.bdf}`);
+      for (const m of r.mustFollow) {
+        const force = isKernelOwned(pciInfo(m.bdf, sys), sys) ? ' --force  (once nothing uses it)' : '';
+        console.log(`  note: ${m.bdf} in the same IOMMU group is bound to ${m.driver}; VFIO needs it too: dmapool bind ${m.bdf}${force}`);
+      }
     });
 
   program.command('unbind')
     .description('give a PCI function back to the driver it had before `dmapool bind`')
-    .argument('<bdf>', 'PCI address')
+    .argument('<bdf>', 'PCI address', bdfArg)
     .option('--force', 'unbind it even from a kernel driver dmapool did not bind it away from')
     .addOption(rootOpt())
     .action((bdf: string, o) => {
@@ -185,12 +294,14 @@ export function main(argv: string[]): void {
   }
 
   program.command('bench-child', { hidden: true })
-    .requiredOption('--provider <spec>').requiredOption('--strategy <s>').requiredOption('--workload <w>')
-    .addOption(new Option('--n <n>').argParser(int).default(SEED_N))
+    .requiredOption('--provider <spec>').requiredOption('--strategy <s>', '', oneOf(STRATEGIES))
+    .requiredOption('--workload <w>', '', oneOf(WORKLOADS))
+    .addOption(new Option('--n <n>').argParser(benchInt('n')).default(SEED_N))
     .action((o) => {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
+  for (const c of [program, ...program.commands]) reportUsageErrors(c);
   program.parseAsync(argv).catch((e: Error) => {
     console.error(`dmapool: ${e.message}`);
     if (e instanceof DmaPoolError && e.hint) console.error(`hint: ${e.hint}`);

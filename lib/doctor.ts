@@ -6,7 +6,7 @@
 import { DmaPoolError } from './errors';
 import { native } from './native';
 import { kernelUsers } from './bind';
-import { groupMembers, isKernelOwned, isUioDriver, normalizeBdf, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
+import { groupMembers, isKernelOwned, isUioDriver, normalizeBdf, PciDeviceInfo, pciIdsNames, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
 import { hasIpcLock } from './providers/memlock';
 import { translate } from './providers/pagemap';
 import { HOST, SysRoot } from './sysfs';
@@ -55,6 +55,16 @@ export function parseSize(s: string): number {
   if (!m) throw new DmaPoolError('EINVAL', `bad size '${s}' (e.g. 64M, 1G, 4096)`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.round(Number(m[1]) * mult);
+}
+
+/** `dmapool bind` to vfio-pci, with `--force` when a kernel driver has the function now (bind refuses it without). */
+function bindFix(info: PciDeviceInfo, sys: SysRoot): string {
+  return `dmapool bind ${info.bdf}${isKernelOwned(info, sys) ? ' --force' : ''}`;
+}
+
+/** A fix, with what `--force` means appended once when it uses it. */
+function forced(fix: string): string {
+  return / --force\b/.test(fix) ? `${fix}  (--force: once nothing uses it)` : fix;
 }
 
 function fmtBytes(n: number): string {
@@ -120,7 +130,9 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
       add({ id: 'device', status: 'fail', title: `device ${bdf} not found`, fix: 'dmapool devices  (lists PCI addresses)' });
     }
     if (info) {
-      add({ id: 'device', status: 'ok', title: `device ${bdf} [${info.vendor}:${info.device}] class ${info.classCode.toString(16).padStart(6, '0')}` });
+      const name = displayName(pciIdsNames(info.vendor, info.device, sys), info.device);
+      add({ id: 'device', status: 'ok', title: `device ${bdf} [${info.vendor}:${info.device}] class ${info.classCode.toString(16).padStart(6, '0')}` +
+        (name ? ` (${name})` : '') });
       const want = provider === 'vfio' ? 'vfio-pci' : 'uio_pci_generic';
       const okDrv = provider === 'vfio' ? info.driver === 'vfio-pci' : isUioDriver(info, sys);
       const kernel = isKernelOwned(info, sys);
@@ -128,7 +140,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
       add({ id: 'driver', status: okDrv ? 'ok' : 'fail', title: `driver: ${info.driver ?? 'none'}`,
         ...(okDrv ? {} : {
           ...(kernel ? { detail: `the kernel owns it${users.length ? `: in use by ${users.join(', ')}` : ''}; bind needs --force` } : {}),
-          fix: `dmapool bind ${bdf} --driver ${want}${kernel ? ' --force  (once nothing uses it)' : ''}`,
+          fix: forced(`dmapool bind ${bdf} --driver ${want}${kernel ? ' --force' : ''}`),
         }) });
       group = info.iommuGroup;
       if (provider === 'vfio') {
@@ -140,20 +152,20 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
           add({ id: 'group', status: bad.length ? 'fail' : 'ok',
             title: `IOMMU group ${group}: ${members.map((m) => `${m.bdf} (${m.driver ?? 'no driver'})`).join(', ')}`,
             ...(bad.length ? { detail: 'every device of a group must be bound to vfio-pci or unbound',
-              fix: bad.map((m) => `dmapool bind ${m.bdf}`).join(' && ') } : {}) });
+              fix: forced(bad.map((m) => bindFix(m, sys)).join(' && ')) } : {}) });
           const node = `/dev/vfio/${group}`;
           const exists = sys.exists(node);
           const access = exists && sys.accessible(node);
           add({ id: 'vfio-dev-access', status: access ? 'ok' : 'fail',
             title: exists ? `${node} ${access ? 'readable and writable' : 'not accessible to this user'}` : `${node} missing`,
-            ...(access ? {} : { fix: exists ? `chown ${process.env.USER ?? '$USER'} ${node}  (persist with a udev rule: SUBSYSTEM=="vfio", OWNER="<user>")` : `dmapool bind ${bdf}` }) });
+            ...(access ? {} : { fix: exists ? `chown ${process.env.USER ?? '$USER'} ${node}  (persist with a udev rule: SUBSYSTEM=="vfio", OWNER="<user>")` : forced(bindFix(info, sys)) }) });
         }
       } else {
         const type = group === undefined ? undefined : sys.read(`/sys/kernel/iommu_groups/${group}/type`);
         const ok = !type || type === 'identity';
         add({ id: 'untranslated', status: ok ? 'ok' : 'fail',
           title: ok ? 'DMA not translated by an IOMMU (physical addresses are what the device sees)' : `IOMMU translates this device's DMA (${type})`,
-          ...(ok ? {} : { fix: `use vfio:${bdf} (dmapool bind ${bdf}), or boot with iommu=pt` }) });
+          ...(ok ? {} : { fix: forced(`use vfio:${bdf} (${bindFix(info, sys)}), or boot with iommu=pt`) }) });
       }
     }
   } else if (provider !== 'udmabuf') {
@@ -225,16 +237,21 @@ function pagemapCheck(sys: SysRoot, provider: DoctorProvider): Check {
   }
 }
 
-const MARK: Record<CheckStatus, string> = { ok: '✓', fail: '✗', skip: '–', warn: '!' };
+export const MARK: Readonly<Record<CheckStatus, string>> = { ok: '✓', fail: '✗', skip: '–', warn: '!' };
+
+/** What each status symbol means: the last line of doctor's text output and of `doctor --help`. */
+export const DOCTOR_LEGEND = `${MARK.ok} works   ${MARK.fail} fails: fix it (exit 1 when the provider needs it)   ` +
+  `${MARK.warn} works, but the fix helps   ${MARK.skip} not needed by this provider, or optional (fix shown for other uses)`;
 
 export function formatDoctor(r: DoctorReport): string {
   const lines = [`dmapool doctor: provider ${r.provider}${r.bdf ? ` for ${r.bdf}` : ''}`];
   for (const c of r.checks) {
     lines.push(`${MARK[c.status]} ${c.title}`);
     if (c.detail && c.status !== 'ok') lines.push(`    ${c.detail}`);
-    if (c.fix && (c.status === 'fail' || c.status === 'warn')) lines.push(`    fix: ${c.fix}`);
+    if (c.fix) lines.push(`    fix: ${c.fix}`);
   }
   lines.push(r.ok ? `${r.provider} can work here.` : `${r.provider} cannot work here yet: fix the ✗ lines above.`);
+  lines.push(`legend: ${DOCTOR_LEGEND}`);
   return lines.join('\n');
 }
 
@@ -252,19 +269,34 @@ export function className(classCode: number): string {
   return SUBCLASS[classCode >> 8] ?? CLASS[classCode >> 16] ?? `class ${(classCode >> 8).toString(16).padStart(4, '0')}`;
 }
 
-export interface DeviceRow { bdf: string; class: string; vendor: string; device: string; driver: string | null; iommuGroup: number | null }
+export interface DeviceRow {
+  bdf: string; class: string; vendor: string; device: string; driver: string | null; iommuGroup: number | null;
+  /** From the system's pci.ids, when it has one that knows the vendor (and the device). */
+  vendorName?: string;
+  deviceName?: string;
+}
+
+/** "Vendor Device" as lspci prints it (from pci.ids), or undefined when pci.ids does not know the vendor. */
+function displayName(n: { vendorName?: string; deviceName?: string }, device: string): string | undefined {
+  return n.vendorName === undefined ? undefined : `${n.vendorName} ${n.deviceName ?? `device ${device}`}`;
+}
 
 export function devices(sys: SysRoot = HOST): DeviceRow[] {
   return sys.list('/sys/bus/pci/devices').map((b) => {
     const i = pciInfo(b, sys);
-    return { bdf: b, class: className(i.classCode), vendor: i.vendor, device: i.device, driver: i.driver ?? null, iommuGroup: i.iommuGroup ?? null };
+    return { bdf: b, class: className(i.classCode), vendor: i.vendor, device: i.device, driver: i.driver ?? null, iommuGroup: i.iommuGroup ?? null,
+      ...pciIdsNames(i.vendor, i.device, sys) };
   });
 }
 
+/** The table: class names always; a NAME column (vendor and device, from pci.ids) when pci.ids knows any. */
 export function formatDevices(rows: DeviceRow[]): string {
-  const out = ['BDF           CLASS                 ID         DRIVER            IOMMU GROUP'];
-  for (const r of rows)
-    out.push(`${r.bdf}  ${r.class.padEnd(20)}  ${r.vendor}:${r.device}  ${(r.driver ?? '-').padEnd(16)}  ${r.iommuGroup ?? '-'}`);
+  const names = rows.some((r) => r.vendorName !== undefined);
+  const out = [`BDF           CLASS                 ID         DRIVER            IOMMU GROUP${names ? '  NAME' : ''}`];
+  for (const r of rows) {
+    const line = `${r.bdf}  ${r.class.padEnd(20)}  ${r.vendor}:${r.device}  ${(r.driver ?? '-').padEnd(16)}  ${r.iommuGroup ?? '-'}`;
+    out.push(names ? `${line.padEnd(76)}  ${displayName(r, r.device) ?? '-'}` : line);
+  }
   return out.join('\n');
 }
 

@@ -94,3 +94,47 @@ export function checkUioDriver(bdfIn: string, sys: SysRoot = HOST): string {
 export function listPciDevices(sys: SysRoot = HOST): PciDeviceInfo[] {
   return sys.list('/sys/bus/pci/devices').map((b) => pciInfo(b, sys));
 }
+
+/** Where distributions keep the PCI ID database (Debian/Ubuntu, Fedora/Arch, others), in lookup order. */
+export const PCI_IDS_PATHS: readonly string[] = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'];
+
+type PciIds = Map<string, { name: string; devices: Map<string, string> }>;
+/** Per SysRoot: the parsed vendors and devices, or null when the root has no pci.ids. */
+const pciIdsCache = new Map<string, PciIds | null>();
+
+/**
+ * The vendor and device lines of the first pci.ids under `sys`, parsed on first use and kept.
+ * Subsystem lines (two tabs) and the device-class section at the end ("C xx") are skipped.
+ */
+function pciIds(sys: SysRoot): PciIds | null {
+  const cached = pciIdsCache.get(sys.root);
+  if (cached !== undefined) return cached;
+  let text: string | undefined;
+  for (const p of PCI_IDS_PATHS) if ((text = sys.read(p)) !== undefined) break;
+  let ids: PciIds | null = null;
+  if (text !== undefined) {
+    ids = new Map();
+    let vendor: { name: string; devices: Map<string, string> } | undefined;
+    for (const raw of text.split('\n')) {
+      if (raw.startsWith('C ')) break; // the class section follows every vendor
+      if (raw === '' || raw[0] === '#' || raw.startsWith('\t\t')) continue;
+      const m = /^(\t?)([0-9a-f]{4})\s+(.*\S)/i.exec(raw);
+      if (!m) { if (raw[0] !== '\t') vendor = undefined; continue; }
+      if (m[1] === '') ids.set(m[2].toLowerCase(), vendor = { name: m[3], devices: new Map() });
+      else vendor?.devices.set(m[2].toLowerCase(), m[3]);
+    }
+  }
+  pciIdsCache.set(sys.root, ids);
+  return ids;
+}
+
+/**
+ * Vendor and device names from the system's pci.ids (the file lspci reads), looked up through
+ * `sys` so fixture trees can provide one; `{}` when there is none or the ids are not in it.
+ */
+export function pciIdsNames(vendor: string, device: string, sys: SysRoot = HOST): { vendorName?: string; deviceName?: string } {
+  const v = pciIds(sys)?.get(vendor.toLowerCase());
+  if (!v) return {};
+  const d = v.devices.get(device.toLowerCase());
+  return { vendorName: v.name, ...(d !== undefined ? { deviceName: d } : {}) };
+}

@@ -8,11 +8,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmaPoolError } from '../lib';
+import { runBench } from '../lib/bench';
 import { bind, unbind } from '../lib/bind';
-import { devices, doctor, parseSize } from '../lib/doctor';
+import { devices, doctor, DOCTOR_LEGEND, parseSize } from '../lib/doctor';
 import { Fixture } from './fixtures';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+
+function cli(args: string[], timeout = 60000) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout });
+}
 
 /** A box that is ready for VFIO: IOMMU on, vfio-pci loaded, the HBA bound, limits fine. */
 function readyBox(): Fixture {
@@ -57,7 +62,7 @@ describe('dmapool doctor (fixture trees)', () => {
     ['vfio-pci not loaded', (fx) => fs.rmSync(fx.sys.path('/sys/bus/pci/drivers/vfio-pci'), { recursive: true }),
       'vfio-modules', /modprobe vfio-pci/],
     ['device on its kernel driver', (fx) => fx.link('/sys/bus/pci/devices/0000:85:00.0/driver', '../../drivers/mpt3sas'),
-      'driver', /dmapool bind 0000:85:00.0 --driver vfio-pci/],
+      'driver', /dmapool bind 0000:85:00.0 --driver vfio-pci --force/],
     ['group not viable', (fx) => fx.pci({ bdf: '0000:85:00.1', cls: '0x010700', driver: 'mpt3sas', group: 30 }),
       'group', /dmapool bind 0000:85:00.1/],
     ['/dev/vfio/N missing', (fx) => fs.rmSync(fx.sys.path('/dev/vfio/30')), 'vfio-dev-access', /dmapool bind/],
@@ -180,23 +185,214 @@ describe('dmapool bind / unbind / devices (fixture trees)', () => {
         { bdf: '0000:85:00.0', class: 'SAS', vendor: '1000', device: '0097', driver: 'vfio-pci', iommuGroup: 30 });
       const out = execFileSync(process.execPath, [CLI, 'devices', '--root', fx.root], { encoding: 'utf8' });
       assert.match(out, /0000:80:07.0\s+PCI bridge\s+8086:2f07\s+pcieport\s+30\n/);
+      assert.doesNotMatch(out, /NAME/, 'no pci.ids under the root: class names only');
       assert.equal(JSON.parse(execFileSync(process.execPath, [CLI, 'devices', '--json', '--root', fx.root], { encoding: 'utf8' })).length, 2);
     } finally { fx.cleanup(); }
   });
 
-  it('--help works on every command; usage errors exit 2', () => {
+  it('--help works on every command, with the exit codes', () => {
     for (const c of ['bench', 'doctor', 'bind', 'unbind', 'devices']) {
-      const out = spawnSync(process.execPath, [CLI, c, '--help'], { encoding: 'utf8' });
+      const out = cli([c, '--help']);
       assert.equal(out.status, 0, c);
       assert.match(out.stdout, new RegExp(`Usage: dmapool ${c}`));
     }
-    assert.equal(spawnSync(process.execPath, [CLI, 'bogus'], { encoding: 'utf8' }).status, 2);
-    assert.equal(spawnSync(process.execPath, [CLI, 'bind', '0000:00:04.0', '--driver', 'nvme'], { encoding: 'utf8' }).status, 2);
-    // bad option values are usage errors too, not failures of the command
-    for (const args of [['bench', '-s', 'rbtre'], ['bench', '-n', 'lots'], ['bench', '--reps', '-1'], ['doctor', '--memory', 'lots']]) {
-      const out = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-      assert.equal(out.status, 2, `${args.join(' ')}: ${out.stderr}`);
-      assert.match(out.stderr, /is invalid/);
+    assert.match(cli(['--help']).stdout, /Exit codes: 0 success, 1 failure .*, 2 usage error/);
+  });
+
+  it('bind names the group members that must follow, with --force where a kernel driver has them', () => {
+    const fx = readyBox().pci({ bdf: '0000:85:00.1', cls: '0x010700', driver: 'mpt3sas', group: 30 })
+      .pci({ bdf: '0000:85:00.2', driver: 'uio_pci_generic', group: 30 });
+    try {
+      const out = cli(['bind', '0000:85:00.0', '--root', fx.root]);
+      assert.equal(out.status, 0, out.stderr);
+      assert.match(out.stdout, /already bound to vfio-pci/);
+      assert.match(out.stdout, /note: 0000:85:00.1 .* bound to mpt3sas; VFIO needs it too: dmapool bind 0000:85:00.1 --force {2}\(once nothing uses it\)\n/);
+      assert.match(out.stdout, /note: 0000:85:00.2 .* bound to uio_pci_generic; VFIO needs it too: dmapool bind 0000:85:00.2\n/);
+    } finally { fx.cleanup(); }
+  });
+
+});
+
+describe('dmapool command line: usage errors exit 2 with one line, failures exit 1', () => {
+  let fx: Fixture;
+  before(() => { fx = readyBox(); });
+  after(() => fx.cleanup());
+
+  // every command that reads the machine gets --root: a missed usage error must never reach the host's devices
+  const ROOT = '<fixture root>'; // replaced by the fixture's directory when the case runs
+  const cases: [string[], RegExp][] = [
+    // numbers: integers in range
+    [['bench', '-n', 'abc'], /^dmapool bench: -n, --count: expected an integer from 1 to \d+, got 'abc'/],
+    [['bench', '-n', 'lots'], /-n, --count: expected an integer/],
+    [['bench', '-n', '1.5'], /-n, --count: expected an integer from 1 .*got '1\.5'/],
+    [['bench', '-n', '1e3'], /-n, --count: .*got '1e3'/],
+    [['bench', '-n', '0x10'], /-n, --count: .*got '0x10'/],
+    [['bench', '-n', '0'], /-n, --count: expected an integer from 1 .*got '0'/],
+    [['bench', '-n', '9999999999999'], /-n, --count: expected an integer from 1 to 268435456, got '9999999999999'/],
+    [['bench', '-r', '0'], /^dmapool bench: -r, --reps: expected an integer from 1 to \d+, got '0'/],
+    [['bench', '--reps', '-1'], /-r, --reps: .*got '-1'/],
+    [['bench', '--warmups', 'x'], /--warmups: expected an integer from 0 to \d+, got 'x'/],
+    [['bench', '--linear-reps', '0'], /--linear-reps: expected an integer from 1 .*got '0'/],
+    [['bench', '--cold-reps', '0'], /--cold-reps: expected an integer from 1 .*got '0'/],
+    // lists
+    [['bench', '-s', 'rbtre'], /^dmapool bench: -s, --strategies: expected a comma-separated list of linear, rbtree, stack, radix, got 'rbtre'/],
+    [['bench', '-s', 'rbtree,,stack'], /-s, --strategies: .*got an empty item in 'rbtree,,stack'/],
+    [['bench', '-s', ''], /-s, --strategies: .*got an empty item/],
+    [['bench', '-w', 'seed'], /-w, --workloads: expected a comma-separated list of seed-alloc, .*got 'seed'/],
+    [['bench', '--kernel', '5.10'], /--kernel: expected a comma-separated list of 6\.1, 6\.12, got '5\.10'/],
+    [['bench', '--kernel-memory', 'swap'], /--kernel-memory: .*heap, slab, page, got 'swap'/],
+    // device specs and BDFs
+    [['bench', '-d', 'bogus'], /^dmapool bench: -d, --device: expected auto, sim, udmabuf, vfio:<BDF>.*, got 'bogus'/],
+    [['bench', '-d', 'vfio:zz'], /-d, --device: .*got 'vfio:zz'/],
+    [['bench', '-d', 'vfio:'], /-d, --device: .*got 'vfio:'/],
+    [['bench', '-d', 'u-dma-buf:../x'], /-d, --device: .*got 'u-dma-buf:\.\.\/x'/],
+    [['doctor', '85:00', '--root', ROOT], /^dmapool doctor: <bdf>: expected a PCI address DDDD:BB:DD\.F such as 0000:85:00\.0, got '85:00'/],
+    [['bind', 'zz', '--root', ROOT], /^dmapool bind: <bdf>: expected a PCI address .*got 'zz'/],
+    [['unbind', '0000:00:04.8', '--root', ROOT], /^dmapool unbind: <bdf>: expected a PCI address .*got '0000:00:04\.8'/],
+    // sizes
+    [['doctor', '--memory', '64Q', '--root', ROOT], /^dmapool doctor: --memory: expected a size such as 64M, 1G or 4096 \(bytes\), got '64Q'/],
+    [['doctor', '--memory', 'lots', '--root', ROOT], /--memory: expected a size .*got 'lots'/],
+    [['doctor', '--memory', '0', '--root', ROOT], /--memory: expected a size from 1 byte .*got '0'/],
+    // names
+    [['doctor', '--provider', 'dpdk', '--root', ROOT], /^dmapool doctor: --provider: expected one of vfio, uio, udmabuf, got 'dpdk'/],
+    [['bind', '0000:00:04.0', '--driver', 'nvme', '--root', ROOT], /^dmapool bind: --driver: expected one of vfio-pci, uio_pci_generic, got 'nvme'/],
+    // missing arguments and values, unknown options and commands, extra arguments
+    [['bind', '--root', ROOT], /^dmapool bind: missing required argument 'bdf'/],
+    [['unbind', '--root', ROOT], /^dmapool unbind: missing required argument 'bdf'/],
+    [['bench', '-n'], /^dmapool bench: -n, --count: value missing/],
+    [['doctor', '--root', ROOT, '--memory'], /^dmapool doctor: --memory: value missing/],
+    [['bench', '--bogus'], /^dmapool bench: unknown option '--bogus'/],
+    [['devices', '--jsno', '--root', ROOT], /^dmapool devices: unknown option '--jsno' \(Did you mean --json\?\)/],
+    [['devices', 'extra', '--root', ROOT], /^dmapool devices: too many arguments: expected 0, got 1/],
+    [['bogus'], /^dmapool: unknown command 'bogus'/],
+    [['--bogus'], /^dmapool: unknown option '--bogus'/],
+    [[], /^dmapool: expected a command: bench, doctor, devices, bind, unbind/],
+  ];
+  for (const [args, re] of cases) {
+    it(`dmapool ${args.map((a) => (a || "''")).join(' ')}`, () => {
+      const out = cli(args.map((a) => (a === ROOT ? fx.root : a)));
+      assert.equal(out.status, 2, `exit ${out.status}: ${out.stdout}${out.stderr}`);
+      assert.equal(out.stdout, '');
+      const lines = out.stderr.split('\n');
+      assert.deepEqual([lines.length, lines[1]], [2, ''], `one line on stderr, got:\n${out.stderr}`);
+      assert.doesNotMatch(out.stderr, /\bat .*\.js:\d+/, 'no stack trace');
+      assert.match(lines[0], re);
+      assert.match(lines[0], /\(see dmapool( \w+)? --help\)$/);
+    });
+  }
+
+  it('--version and -V print the version from package.json', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const out = cli([flag]);
+      assert.equal(out.status, 0);
+      assert.equal(out.stdout, `${pkg.version}\n`);
     }
+  });
+
+  it('a command that parsed fine but fails exits 1, with its message (and hint), not a usage line', () => {
+    const out = cli(['unbind', '0000:99:00.0', '--root', fx.root]);
+    assert.equal(out.status, 1, out.stderr);
+    assert.match(out.stderr, /^dmapool: ENODEV: no PCI device 0000:99:00.0\nhint: /);
+  });
+
+  it('runBench itself refuses bad counts with EINVAL (the TypeError `-r 0` used to hit)', () => {
+    const o = { provider: 'sim', strategies: ['rbtree' as const], workloads: ['seed-alloc' as const], reps: 1, warmups: 0, linearReps: 1,
+      cold: false, coldReps: 1, dmapoolTest: false, n: 100, cliPath: CLI };
+    for (const [k, v] of [['reps', 0], ['n', Number.NaN], ['coldReps', 1.5], ['warmups', -1]] as const)
+      assert.throws(() => runBench({ ...o, [k]: v }), (e: unknown) =>
+        e instanceof DmaPoolError && e.code === 'EINVAL' && new RegExp(`bench: ${k} must be an integer`).test(e.message), k);
+    assert.throws(() => runBench({ ...o, strategies: [] }), /strategies must be a non-empty list/);
+    assert.equal(runBench(o).length, 1);
+  });
+});
+
+describe('dmapool doctor: text output', () => {
+  it('shows the fix under every line that has one, – lines included, and ends with the legend', () => {
+    const fx = readyBox();
+    try {
+      fs.rmSync(fx.sys.path('/sys/bus/pci/drivers/vfio-pci'), { recursive: true });
+      const out = cli(['doctor', '--provider', 'udmabuf', '--root', fx.root]);
+      const r = doctor({ provider: 'udmabuf', sys: fx.sys });
+      assert.equal(check(r, 'vfio-modules').status, 'skip');
+      assert.match(out.stdout, /\n– vfio-pci not loaded\n {4}fix: modprobe vfio-pci/);
+      for (const c of r.checks.filter((x) => x.fix)) assert.ok(out.stdout.includes(`    fix: ${c.fix}\n`), `fix of ${c.id} (${c.status}) shown`);
+      const last = out.stdout.trimEnd().split('\n').at(-1)!;
+      assert.equal(last, `legend: ${DOCTOR_LEGEND}`);
+      for (const mark of ['✓', '✗', '!', '–']) assert.match(DOCTOR_LEGEND, new RegExp(`${mark} \\w`));
+      assert.match(cli(['doctor', '--help']).stdout, new RegExp(`Status symbols: ${DOCTOR_LEGEND.replace(/[()]/g, '\\$&')}`));
+    } finally { fx.cleanup(); }
+  });
+
+  it('fixes that need bind --force say so, and only those', () => {
+    const fx = readyBox().pci({ bdf: '0000:85:00.1', cls: '0x010700', driver: 'mpt3sas', group: 30 })
+      .pci({ bdf: '0000:85:00.2', driver: 'uio_pci_generic', group: 30 });
+    try {
+      const out = cli(['doctor', '0000:85:00.0', '--root', fx.root]);
+      assert.equal(out.status, 1);
+      assert.match(out.stdout, /✗ IOMMU group 30: .*\n {4}.*\n {4}fix: dmapool bind 0000:85:00.1 --force && dmapool bind 0000:85:00.2 {2}\(--force: once nothing uses it\)\n/);
+      fx.link('/sys/bus/pci/devices/0000:85:00.0/driver', '../../drivers/mpt3sas');
+      fs.rmSync(fx.sys.path('/dev/vfio/30'));
+      const r = doctor({ bdf: '0000:85:00.0', sys: fx.sys });
+      assert.equal(check(r, 'driver').fix, 'dmapool bind 0000:85:00.0 --driver vfio-pci --force  (--force: once nothing uses it)');
+      assert.equal(check(r, 'vfio-dev-access').fix, 'dmapool bind 0000:85:00.0 --force  (--force: once nothing uses it)');
+      const uio = readyBox().pci({ bdf: '0000:00:04.0', cls: '0x020000', driver: 'e1000', group: 9 }).file('/sys/kernel/iommu_groups/9/type', 'DMA\n');
+      try {
+        assert.equal(check(doctor({ bdf: '0000:00:04.0', provider: 'uio', sys: uio.sys }), 'untranslated').fix,
+          'use vfio:0000:00:04.0 (dmapool bind 0000:00:04.0 --force), or boot with iommu=pt  (--force: once nothing uses it)');
+      } finally { uio.cleanup(); }
+    } finally { fx.cleanup(); }
+  });
+});
+
+describe('dmapool devices: names from pci.ids', () => {
+  const PCI_IDS = [
+    '#\tList of PCI ID\'s (fixture)',
+    '',
+    '1000  Broadcom / LSI',
+    '\t0097  SAS3008 PCI-Express Fusion-MPT SAS-3',
+    '\t\t1000 30e0  SAS9300-8i',
+    '8086  Intel Corporation',
+    '\t2f07  Xeon E7 v3/Xeon E5 v3/Core i7 PCI Express Root Port 2',
+    '# List of known device classes, subclasses and programming interfaces',
+    'C 01  Mass storage controller',
+    '\t07  Serial Attached SCSI controller',
+    '',
+  ].join('\n');
+
+  it('shows vendor and device names from /usr/share/misc/pci.ids under the root', () => {
+    const fx = readyBox().pciIds(PCI_IDS).pci({ bdf: '0000:00:1f.0', vendor: '8086', device: 'ffff', cls: '0x060100' })
+      .pci({ bdf: '0000:00:04.0' });
+    try {
+      const rows = devices(fx.sys);
+      assert.deepEqual(rows.find((r) => r.bdf === '0000:85:00.0'), { bdf: '0000:85:00.0', class: 'SAS', vendor: '1000', device: '0097',
+        driver: 'vfio-pci', iommuGroup: 30, vendorName: 'Broadcom / LSI', deviceName: 'SAS3008 PCI-Express Fusion-MPT SAS-3' });
+      assert.deepEqual(rows.find((r) => r.bdf === '0000:00:1f.0'), { bdf: '0000:00:1f.0', class: 'ISA bridge', vendor: '8086', device: 'ffff',
+        driver: null, iommuGroup: null, vendorName: 'Intel Corporation' });
+      const out = cli(['devices', '--root', fx.root]);
+      assert.equal(out.status, 0, out.stderr);
+      const lines = out.stdout.split('\n');
+      assert.match(lines[0], /^BDF +CLASS +ID +DRIVER +IOMMU GROUP  NAME$/);
+      assert.equal(lines[0].indexOf('NAME'), lines.find((l) => l.startsWith('0000:85:00.0'))!.indexOf('Broadcom'), 'NAME column aligned');
+      assert.match(out.stdout, /\n0000:85:00.0\s+SAS\s+1000:0097\s+vfio-pci\s+30\s+Broadcom \/ LSI SAS3008 PCI-Express Fusion-MPT SAS-3\n/);
+      assert.match(out.stdout, /\n0000:80:07.0\s+PCI bridge\s+8086:2f07\s+pcieport\s+30\s+Intel Corporation Xeon E7 v3\/Xeon E5 v3\/Core i7 PCI Express Root Port 2\n/);
+      assert.match(out.stdout, /\n0000:00:1f.0\s+ISA bridge\s+8086:ffff\s+-\s+-\s+Intel Corporation device ffff\n/);
+      assert.match(out.stdout, /\n0000:00:04.0\s+unclassified device\s+1234:11e8\s+-\s+-\s+-\n/, 'a vendor pci.ids does not know');
+      assert.doesNotMatch(out.stdout, /SAS9300|Mass storage/, 'subsystem and class lines are not device names');
+      assert.match(cli(['doctor', '0000:85:00.0', '--root', fx.root]).stdout, /✓ device 0000:85:00.0 \[1000:0097\] class 010700 \(Broadcom \/ LSI SAS3008/);
+    } finally { fx.cleanup(); }
+  });
+
+  it('finds pci.ids in /usr/share/hwdata too; without one, class names only', () => {
+    const fx = readyBox().pciIds(PCI_IDS, '/usr/share/hwdata/pci.ids');
+    const bare = readyBox();
+    try {
+      assert.equal(devices(fx.sys).find((r) => r.bdf === '0000:85:00.0')!.vendorName, 'Broadcom / LSI');
+      const rows = devices(bare.sys);
+      assert.ok(rows.every((r) => !('vendorName' in r) && !('deviceName' in r)));
+      const out = cli(['devices', '--root', bare.root]).stdout;
+      assert.match(out, /^BDF +CLASS +ID +DRIVER +IOMMU GROUP\n/);
+      assert.match(out, /\n0000:85:00.0\s+SAS\s+1000:0097\s+vfio-pci\s+30\n/);
+    } finally { fx.cleanup(); bare.cleanup(); }
   });
 });

@@ -60,6 +60,11 @@ export class Fixture {
     return this;
   }
 
+  /** A PCI ID database (the file lspci reads) where a distribution keeps it. */
+  pciIds(content: string, at: '/usr/share/misc/pci.ids' | '/usr/share/hwdata/pci.ids' | '/usr/share/pci.ids' = '/usr/share/misc/pci.ids'): this {
+    return this.file(at, content);
+  }
+
   /**
    * A disk below a PCI function (`rel`: the path between them, e.g. 'virtio0/block',
    * 'nvme/nvme0', 'host0/target0:0:0/0:0:0:0/block') with its partitions, numbered from `devNo`
