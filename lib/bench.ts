@@ -23,20 +23,26 @@ export interface RunSample {
   pages: number;
 }
 
-export interface BenchResult {
-  strategy: IndexKind;
-  provider: string;
+/** The timing fields every bench figure shares (ours and the kernel's: stable JSON names). */
+export interface TimedResult {
   workload: Workload | string;
   mode: 'cold' | 'warm';
+  /** Blocks per run (dmapool_test: blocks per iteration). */
   n: number;
   size: number;
   median_ms: number;
   min_ms: number;
   max_ms: number;
   runs: number;
+  /** Pool pages of a run. */
+  pages: number;
+}
+
+export interface BenchResult extends TimedResult {
+  strategy: IndexKind;
+  provider: string;
   /** Index work per timed run (median): page visits for linear, tree nodes for rbtree/stack. */
   visits: number;
-  pages: number;
   /** Provider activity per run: native calls, IOMMU maps/unmaps, slabs, bytes mapped. */
   counters: ProviderCounters;
   metadata_bytes_per_page: number;

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchResult, median, Workload } from './bench';
+import { BenchResult, median, TimedResult, Workload } from './bench';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
@@ -55,23 +55,13 @@ export interface KernelRunnerOutput {
   dmapool_test: { size: number; align: number; boundary: number; blocks: number; runs_us: number[] }[];
 }
 
-/** One kernel figure (stable JSON field names, like BenchResult's). */
-export interface KernelResult {
+/** One kernel figure; `pages` counts dma_alloc_coherent calls of a seed run (0 for dmapool_test rows). */
+export interface KernelResult extends TimedResult {
   kernel: string;
   /** Debian package version of linux-source-<kernel>. */
   version: string;
   memory: KernelMemory;
-  workload: Workload | string;
   mode: 'warm';
-  /** Blocks per run (dmapool_test: blocks per iteration). */
-  n: number;
-  size: number;
-  median_ms: number;
-  min_ms: number;
-  max_ms: number;
-  runs: number;
-  /** Pool pages of a seed run (dma_alloc_coherent calls); 0 for dmapool_test rows. */
-  pages: number;
   align?: number;
   boundary?: number;
   /** dmapool_test rows: mm/dmapool_test.c itself, or the runner's port of its loop (6.1). */

@@ -449,13 +449,9 @@ export class DmaPool {
    * page is kept out of reuse until the moved-away buffer is garbage-collected.
    */
   view(dma: number): Uint8Array {
-    const b = this.resolve(dma, 'view');
-    if (this.pages.allocated[b] === 0)
-      throw new DmaPoolError('EALREADY', `view ${this.name}, dma ${hex(dma)}: block is free`);
+    const b = this.allocatedBlock(dma, 'view');
     const p = (b / this.bpp) | 0;
-    let buf = this.pageBuffers[p];
-    if (buf === undefined || buf.byteLength === 0) buf = this.exposePage(p);
-    return new Uint8Array(buf, this.offsets[b - p * this.bpp], this.size);
+    return new Uint8Array(this.pageBuffer(p), this.offsets[b - p * this.bpp], this.size);
   }
 
   /**
@@ -468,13 +464,23 @@ export class DmaPool {
    * EALREADY (a free block), EBADF (destroyed).
    */
   dataView(dma: number): DataView {
-    const b = this.resolve(dma, 'dataView');
-    if (this.pages.allocated[b] === 0)
-      throw new DmaPoolError('EALREADY', `dataView ${this.name}, dma ${hex(dma)}: block is free`);
+    const b = this.allocatedBlock(dma, 'dataView');
     const p = (b / this.bpp) | 0;
-    let buf = this.pageBuffers[p];
-    if (buf === undefined || buf.byteLength === 0) buf = this.exposePage(p);
-    return new DataView(buf, this.offsets[b - p * this.bpp], this.size);
+    return new DataView(this.pageBuffer(p), this.offsets[b - p * this.bpp], this.size);
+  }
+
+  /** The block id of the allocated block at `dma` (the resolve() errors, EALREADY when free). */
+  private allocatedBlock(dma: number, op: string): number {
+    const b = this.resolve(dma, op);
+    if (this.pages.allocated[b] === 0)
+      throw new DmaPoolError('EALREADY', `${op} ${this.name}, dma ${hex(dma)}: block is free`);
+    return b;
+  }
+
+  /** The user-visible buffer of page `p`, made again when JS detached the previous one. */
+  private pageBuffer(p: number): ArrayBuffer {
+    const buf = this.pageBuffers[p];
+    return buf === undefined || buf.byteLength === 0 ? this.exposePage(p) : buf;
   }
 
   /**

@@ -279,7 +279,6 @@ static Napi::Value Unmap(const Napi::CallbackInfo& info) {
     void* r = mmap(m.addr, m.length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED) ThrowErrno(env, errno, "mmap", "MAP_FIXED", "");
     m.held = true;
-    m.dmaMaps = 0;
     return Napi::Boolean::New(env, true);
   }
   if (munmap(m.addr, m.length) != 0) ThrowErrno(env, errno, "munmap", "", "");

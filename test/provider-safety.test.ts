@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as fc from 'fast-check';
-import { DmaPoolError, SimProvider } from '../lib';
+import { SimProvider } from '../lib';
 import { native } from '../lib/native';
 import type { Chunk } from '../lib/provider';
 import { SysfsPciDevice } from '../lib/vfio/sysfs-pci';
 import { Fixture } from './fixtures';
+import { code } from './helpers';
 
-const isCode = (code: string) => (e: unknown) => e instanceof DmaPoolError && e.code === code;
 
 type Op =
   | { t: 'alloc'; size: number }
@@ -82,14 +82,14 @@ describe('slab allocator safety (property test against a model)', () => {
               break;
             case 'double': {
               const c = freed.length ? freed[op.pick % freed.length] : undefined;
-              if (c) assert.throws(() => p.freeChunk(c), isCode('EINVAL'));
+              if (c) assert.throws(() => p.freeChunk(c), code('EINVAL'));
               break;
             }
             case 'foreign':
-              if (pick) assert.throws(() => p.freeChunk({ ...pick }), isCode('EINVAL'));
+              if (pick) assert.throws(() => p.freeChunk({ ...pick }), code('EINVAL'));
               break;
             case 'dup':
-              if (pick) assert.throws(() => p.freeChunks([pick, pick]), isCode('EINVAL'));
+              if (pick) assert.throws(() => p.freeChunks([pick, pick]), code('EINVAL'));
               break;
           }
           checkInvariants(p, live);
@@ -107,7 +107,7 @@ describe('slab allocator safety (property test against a model)', () => {
     const p = new SimProvider({ lock: false });
     try {
       const a = p.allocChunk(4096), b = p.allocChunk(4096);
-      assert.throws(() => p.freeChunks([a, { ...b }]), isCode('EINVAL'));
+      assert.throws(() => p.freeChunks([a, { ...b }]), code('EINVAL'));
       assert.equal(p.slabCount, 1);
       p.freeChunks([a, b]); // both still live: accepted now
       assert.equal(p.slabCount, 0);
@@ -118,7 +118,7 @@ describe('slab allocator safety (property test against a model)', () => {
 
   it('validates slabSize: integer power of two ≥ the page size', () => {
     for (const slabSize of [4096.5, 3 * 4096, 2048, NaN, -4096, 2 ** 41, '4096' as unknown as number])
-      assert.throws(() => new SimProvider({ slabSize }), isCode('EINVAL'), `slabSize ${String(slabSize)}`);
+      assert.throws(() => new SimProvider({ slabSize }), code('EINVAL'), `slabSize ${String(slabSize)}`);
     new SimProvider({ slabSize: 1 << 16 }).close();
   });
 });
@@ -145,11 +145,11 @@ describe('PCI handles after close (fixture device, a sealed memfd as its BAR)', 
       pci.write64(0, BAR - 8, 0x0123456789abcdefn);
       assert.equal(pci.read64(0, BAR - 8), 0x0123456789abcdefn);
       for (const off of [-4, -8, BAR - 3, BAR, 2 ** 53, 2 ** 64, NaN, 1.5])
-        assert.throws(() => pci.write32(0, off, 1), isCode('EINVAL'), `offset ${off}`);
-      assert.throws(() => pci.read64(0, -8), isCode('EINVAL'));
-      assert.throws(() => pci.write64(0, BAR - 4, 1n), isCode('EINVAL'));
-      assert.throws(() => pci.write32(0, 2, 1), isCode('EINVAL')); // misaligned
-      assert.throws(() => pci.mapBar(6), isCode('EINVAL'));
+        assert.throws(() => pci.write32(0, off, 1), code('EINVAL'), `offset ${off}`);
+      assert.throws(() => pci.read64(0, -8), code('EINVAL'));
+      assert.throws(() => pci.write64(0, BAR - 4, 1n), code('EINVAL'));
+      assert.throws(() => pci.write32(0, 2, 1), code('EINVAL')); // misaligned
+      assert.throws(() => pci.mapBar(6), code('EINVAL'));
     } finally {
       pci.close();
     }
@@ -167,12 +167,12 @@ describe('PCI handles after close (fixture device, a sealed memfd as its BAR)', 
     const n = native();
     const fd = n.open(victimPath, n.constants.O_RDWR);
     try {
-      assert.throws(() => pci.writeConfig(0, Uint8Array.of(0x99, 0x99)), isCode('EBADF'));
-      assert.throws(() => pci.readConfig(0, 4), isCode('EBADF'));
-      assert.throws(() => pci.read32(0, 0), isCode('EBADF'));
-      assert.throws(() => pci.write32(0, 0, 1), isCode('EBADF'));
-      assert.throws(() => pci.mapBar(0), isCode('EBADF'));
-      assert.throws(() => pci.enableBusMaster(), isCode('EBADF'));
+      assert.throws(() => pci.writeConfig(0, Uint8Array.of(0x99, 0x99)), code('EBADF'));
+      assert.throws(() => pci.readConfig(0, 4), code('EBADF'));
+      assert.throws(() => pci.read32(0, 0), code('EBADF'));
+      assert.throws(() => pci.write32(0, 0, 1), code('EBADF'));
+      assert.throws(() => pci.mapBar(0), code('EBADF'));
+      assert.throws(() => pci.enableBusMaster(), code('EBADF'));
       assert.ok(fs.readFileSync(victimPath).every((b) => b === 0x11), 'the file that got the old fd number is unchanged');
       pci.close(); // twice is harmless
     } finally {
@@ -183,9 +183,9 @@ describe('PCI handles after close (fixture device, a sealed memfd as its BAR)', 
   it('validates config ranges before any syscall', () => {
     const pci = new SysfsPciDevice('0000:00:06.0', fx.sys);
     try {
-      assert.throws(() => pci.readConfig(-1, 4), isCode('EINVAL'));
-      assert.throws(() => pci.readConfig(4094, 4), isCode('EINVAL'));
-      assert.throws(() => pci.writeConfig(0, [1, 2] as unknown as Uint8Array), isCode('EINVAL'));
+      assert.throws(() => pci.readConfig(-1, 4), code('EINVAL'));
+      assert.throws(() => pci.readConfig(4094, 4), code('EINVAL'));
+      assert.throws(() => pci.writeConfig(0, [1, 2] as unknown as Uint8Array), code('EINVAL'));
       assert.equal(pci.readConfig(0, 4).length, 4);
     } finally {
       pci.close();
