@@ -9,7 +9,7 @@ export { isDmaPoolError } from './errors';
 export type { DmaPoolErrorCode, DmaPoolErrorDetails } from './errors';
 export { poolGeometry, layoutBlocks } from './layout';
 export type { PoolGeometry, LayoutOptions } from './layout';
-export { RbTree } from './rbtree';
+export { RbTree } from './index/rbtree';
 export { IovaAllocator } from './iova';
 export type { IovaRange } from './iova';
 export { SlabProvider } from './provider';

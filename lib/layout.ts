@@ -3,6 +3,7 @@
  * exactly as Linux's mm/dmapool.c (see README "Differences from the kernel").
  */
 import { DmaPoolError } from './errors';
+import { isPow2 } from './pow2';
 
 export const INT_MAX = 0x7fffffff;
 
@@ -36,10 +37,6 @@ export interface PoolGeometry {
   readonly blocksPerWindow: number;
   /** Blocks per page as the kernel's `pools` file counts them (legacy: allocation / size). */
   readonly reportedBlocksPerPage: number;
-}
-
-function isPow2(n: number): boolean {
-  return n > 0 && (n & (n - 1)) === 0;
 }
 
 /**

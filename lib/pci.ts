@@ -49,7 +49,27 @@ export function groupMembers(group: number, sys: SysRoot = HOST): PciDeviceInfo[
  * Drivers VFIO tolerates on the other members of a group: vfio-pci itself, none, and the
  * kernel's allow-list of drivers that never do DMA on their own (pci-stub, pcieport).
  */
-export const VFIO_SAFE_DRIVERS = new Set(['vfio-pci', 'pci-stub', 'pcieport']);
+export const VFIO_SAFE_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'pci-stub', 'pcieport']);
+
+/**
+ * The group-viability rule, the one place it is written (the vfio provider, bind and doctor use
+ * it): the members of IOMMU group `group` — other than `except` — that keep the group from being
+ * opened through VFIO, i.e. are bound to a driver outside VFIO_SAFE_DRIVERS.
+ */
+export function groupBlockers(group: number, sys: SysRoot = HOST, except?: string): PciDeviceInfo[] {
+  return groupMembers(group, sys).filter((m) => m.bdf !== except && m.driver !== undefined && !VFIO_SAFE_DRIVERS.has(m.driver));
+}
+
+/**
+ * The identity-domain rule, written once (the uio/udmabuf providers and doctor use it): the IOMMU
+ * domain type that translates this device's DMA ('DMA', 'DMA-FQ', …), or undefined when its DMA
+ * reaches physical addresses untranslated (no IOMMU group, or an 'identity' domain: iommu=pt).
+ */
+export function dmaTranslation(info: PciDeviceInfo, sys: SysRoot = HOST): string | undefined {
+  if (info.iommuGroup === undefined) return undefined;
+  const type = sys.read(`/sys/kernel/iommu_groups/${info.iommuGroup}/type`);
+  return type && type !== 'identity' ? type : undefined;
+}
 
 /** Drivers that hand a PCI function to userspace through UIO (a `uio/uioN` child in sysfs). */
 export const UIO_DRIVERS: ReadonlySet<string> = new Set(['uio_pci_generic', 'igb_uio']);

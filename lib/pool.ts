@@ -6,7 +6,8 @@
  */
 import { DmaPoolError, hex } from './errors';
 import { LinearIndex } from './index/linear';
-import type { IndexKind, PageIndex, PageIndexFactory } from './index/page-index';
+import { INDEX_KINDS, type IndexKind, type PageIndex, type PageIndexFactory } from './index/page-index';
+export { INDEX_KINDS };
 import { asNoMem, NONE, PageTable } from './index/pages';
 import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
@@ -36,7 +37,6 @@ export function truncatePoolName(name: string): string {
   return name.slice(0, i);
 }
 
-export const INDEX_KINDS: readonly IndexKind[] = ['rbtree', 'linear', 'stack', 'radix'];
 const OPTION_NAMES: readonly string[] = ['align', 'boundary', 'legacyLayout', 'index', 'debug', 'onDebugReport'];
 
 /**
@@ -67,7 +67,7 @@ export interface ChunkSource {
  */
 export interface PoolSeams {
   makeIndex?: PageIndexFactory;
-  makePageTable?: (blocksPerPage: number, allocation: number) => PageTable;
+  makePageTable?: (blocksPerPage: number, allocation: number) => PageTable<Chunk>;
 }
 
 /** Warning code of a debug reporter that threw (delivered through process.emitWarning). */
@@ -223,7 +223,7 @@ export class DmaPool {
   readonly debug: boolean;
   /** The page-lookup strategy (`index.kind`: 'rbtree', 'linear', 'stack' or 'radix'). */
   readonly index: PageIndex;
-  private readonly pages: PageTable;
+  private readonly pages: PageTable<Chunk>;
   private readonly size: number;
   private readonly bpp: number;
   private readonly offsets: Int32Array;
@@ -283,7 +283,7 @@ export class DmaPool {
     this.sizeShift = this.oneWindow && this.allocation <= 2 ** 30 && (this.size & (this.size - 1)) === 0
       ? Math.log2(this.size) : -1;
     this.pages = seams.makePageTable ? seams.makePageTable(this.bpp, this.geometry.allocation)
-      : new PageTable(this.bpp, this.geometry.allocation);
+      : new PageTable<Chunk>(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
     this.onDebugReport = opts.onDebugReport ?? defaultReporter;
     this.useHint = this.index.kind === 'rbtree' || this.index.kind === 'stack';

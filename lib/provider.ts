@@ -7,6 +7,7 @@
  */
 import { DmaPoolError, hex } from './errors';
 import { native } from './native';
+import { nextPow2 } from './pow2';
 
 export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
 
@@ -94,13 +95,6 @@ export interface ChunkView {
   /** The native view id (release it with releaseViews, or it dies with its slab). */
   view: number;
   buffer: ArrayBuffer;
-}
-
-export function nextPow2(n: number): number {
-  if (n <= 0x40000000) return n <= 1 ? 1 : 2 ** (32 - Math.clz32(Math.ceil(n) - 1));
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }
 
 /**

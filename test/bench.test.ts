@@ -4,10 +4,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { dmapoolTest, runOnce } from '../lib/bench';
-import { runScaling, writeScaling } from '../lib/scaling';
+import { dmapoolTest, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { runScaling, writeScaling } from '../lib/cli/scaling';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
 describe('bench', () => {
   it('--json prints every workload per strategy and mode with the stable field names', () => {
@@ -18,7 +18,7 @@ describe('bench', () => {
     const keys = ['strategy', 'provider', 'workload', 'mode', 'n', 'size', 'median_ms', 'min_ms', 'max_ms', 'runs'];
     for (const r of j.results) for (const k of keys) assert.ok(k in r, `missing ${k}`);
     const combos = new Set(j.results.map((r) => `${r.strategy}/${r.workload}/${r.mode}`));
-    for (const s of ['linear', 'rbtree', 'stack', 'radix'])
+    for (const s of STRATEGIES)
       for (const w of ['seed-alloc', 'seed-free', 'free-reverse', 'free-random', 'churn'])
         for (const m of ['cold', 'warm']) assert.ok(combos.has(`${s}/${w}/${m}`), `${s}/${w}/${m}`);
     const warm = j.results.find((r) => r.strategy === 'rbtree' && r.workload === 'seed-alloc' && r.mode === 'warm')!;

@@ -8,12 +8,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmaPoolError } from '../lib';
-import { runBench } from '../lib/bench';
-import { bind, unbind } from '../lib/bind';
-import { devices, doctor, DOCTOR_LEGEND, parseSize } from '../lib/doctor';
+import { runBench } from '../lib/cli/bench';
+import { bind, unbind } from '../lib/cli/bind';
+import { devices, doctor, DOCTOR_LEGEND, parseSize } from '../lib/cli/doctor';
 import { Fixture } from './fixtures';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
 function cli(args: string[], timeout = 60000) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout });
@@ -235,7 +235,7 @@ describe('dmapool command line: usage errors exit 2 with one line, failures exit
     [['bench', '--linear-reps', '0'], /--linear-reps: expected an integer from 1 .*got '0'/],
     [['bench', '--cold-reps', '0'], /--cold-reps: expected an integer from 1 .*got '0'/],
     // lists
-    [['bench', '-s', 'rbtre'], /^dmapool bench: -s, --strategies: expected a comma-separated list of linear, rbtree, stack, radix, got 'rbtre'/],
+    [['bench', '-s', 'rbtre'], /^dmapool bench: -s, --strategies: expected a comma-separated list of rbtree, linear, stack, radix, got 'rbtre'/],
     [['bench', '-s', 'rbtree,,stack'], /-s, --strategies: .*got an empty item in 'rbtree,,stack'/],
     [['bench', '-s', ''], /-s, --strategies: .*got an empty item/],
     [['bench', '-w', 'seed'], /-w, --workloads: expected a comma-separated list of seed-alloc, .*got 'seed'/],

@@ -10,13 +10,13 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmaPoolError, openDevice } from '../lib';
-import { bind, kernelUsers, unbind } from '../lib/bind';
-import { doctor } from '../lib/doctor';
+import { bind, kernelUsers, unbind } from '../lib/cli/bind';
+import { doctor } from '../lib/cli/doctor';
 import { checkUioDriver } from '../lib/pci';
 import { SysRoot } from '../lib/sysfs';
 import { Fixture } from './fixtures';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
 const isErr = (code: string, re: RegExp, hintRe?: RegExp) => (e: unknown) => {
   assert.ok(e instanceof DmaPoolError, `not a DmaPoolError: ${String(e)}`);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { DmaPoolError, openDevice, Device } from '../lib';
 import type { IndexKind } from '../lib';
-import { nextPow2 } from '../lib/provider';
+import { nextPow2 } from '../lib/pow2';
+import { INDEX_KINDS } from '../lib/index/page-index';
 
-export const STRATEGIES: IndexKind[] = ['rbtree', 'linear', 'stack', 'radix'];
+export const STRATEGIES: readonly IndexKind[] = INDEX_KINDS;
 
 /**
  * Device specs the pool suite runs on: always 'sim', plus every real provider named in
@@ -22,7 +23,7 @@ export function deviceSpecs(): string[] {
  * index code is the same on every provider (the sim run covers it) and which takes minutes per
  * loop under emulation.
  */
-export function stressStrategies(spec: string): IndexKind[] {
+export function stressStrategies(spec: string): readonly IndexKind[] {
   return spec === 'sim' ? STRATEGIES : STRATEGIES.filter((s) => s !== 'linear');
 }
 

@@ -10,13 +10,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BenchResult } from '../lib/bench';
+import type { BenchResult } from '../lib/cli/bench';
 import {
   buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, kernelRatios, kernelResults, parseBuildOutput,
   parseRunnerOutput,
-} from '../lib/kernel-bench';
+} from '../lib/cli/kernel-bench';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
+const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
 /** A fake mm/dmapool.c: a page list + in-block free list, with include lines build.sh must strip. */
 const FAKE_DMAPOOL = `// fixture: a tiny allocator with the kernel's dmapool API (not the kernel's code)

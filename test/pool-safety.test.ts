@@ -277,7 +277,7 @@ function armedIndex(kind: PageIndex['kind'], arm: { fail?: () => Error }) {
 }
 
 /** A page table whose growth fails (as V8 does: RangeError) while armed. */
-class FailingTable extends PageTable {
+class FailingTable extends PageTable<Chunk> {
   failGrowth = false;
   protected override allocArrays(cap: number): PageArrays {
     if (this.failGrowth) throw new RangeError('Array buffer allocation failed');

@@ -4,9 +4,8 @@
  * the list; a full page that gets a block back rejoins at the head. Lookup of the owning page
  * on free is left to subclasses (red-black tree, radix table).
  */
-import { checkPerPageFreeLists } from './linear';
 import type { IndexKind, PageIndex } from './page-index';
-import { asNoMem, NONE, PageTable } from './pages';
+import { asNoMem, checkPerPageFreeLists, NONE, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;

@@ -4,7 +4,9 @@
  */
 import type { PageTable } from './pages';
 
-export type IndexKind = 'rbtree' | 'linear' | 'stack' | 'radix';
+/** Every page-index strategy, the default first: the one list the pool, the CLI, the bench and the tests use. */
+export const INDEX_KINDS = ['rbtree', 'linear', 'stack', 'radix'] as const;
+export type IndexKind = (typeof INDEX_KINDS)[number];
 
 export interface PageIndex {
   readonly kind: IndexKind;

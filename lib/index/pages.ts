@@ -4,7 +4,6 @@
  * free lists (per page, or one pool-wide stack, depending on the index strategy).
  */
 import { DmaPoolError } from '../errors';
-import type { Chunk } from '../provider';
 
 export const NONE = -1;
 
@@ -37,7 +36,13 @@ function newPageArrays(cap: number, bpp: number): PageArrays {
   };
 }
 
-export class PageTable {
+/** What the page table keeps per page from the layer below: the memory behind it, by DMA address. */
+export interface PageMemory {
+  readonly dma: number;
+}
+
+/** C: the provider's record of a page's memory (the pool's Chunk); the index needs only its address. */
+export class PageTable<C extends PageMemory = PageMemory> {
   readonly blocksPerPage: number;
   readonly allocation: number;
   count = 0;
@@ -52,7 +57,7 @@ export class PageTable {
   /** 1 while a block is allocated. */
   allocated: Uint8Array;
   /** The provider chunk behind each page (CPU view + release). */
-  chunks: Chunk[] = [];
+  chunks: C[] = [];
 
   /** Most pages this table can hold (block ids must stay Int32). */
   readonly maxPages: number;
@@ -115,7 +120,7 @@ export class PageTable {
    * the last one's link NONE). Returns the page id. Call reserve(count + 1) first when growth
    * must not fail half-way (the pool does); otherwise this grows the table itself.
    */
-  add(chunk: Chunk): number {
+  add(chunk: C): number {
     if (this.count === this.dma.length) this.reserve(this.count + 1);
     this.chunks.push(chunk);
     const p = this.count++;
@@ -132,7 +137,7 @@ export class PageTable {
   }
 
   /** Undoes the last add() (its index entry failed); returns the page's chunk. */
-  removeLast(): Chunk {
+  removeLast(): C {
     const p = --this.count;
     this.inUse[p] = 0;
     this.freeHead[p] = NONE;
@@ -143,5 +148,20 @@ export class PageTable {
   /** Bytes of bookkeeping per page (page arrays + per-block link and state). */
   get bytesPerPage(): number {
     return 8 + 4 + 4 + this.blocksPerPage * (4 + 1);
+  }
+}
+
+/** Every page's free list holds exactly its free blocks, each once, and no allocated block. */
+export function checkPerPageFreeLists(pages: PageTable): void {
+  const bpp = pages.blocksPerPage;
+  for (let p = 0; p < pages.count; p++) {
+    let n = 0;
+    for (let b = pages.freeHead[p]; b !== NONE; b = pages.next[b]) {
+      if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
+      if (pages.allocated[b]) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
+    }
+    if (n + pages.inUse[p] !== bpp)
+      throw new Error(`page ${p}: ${n} free + ${pages.inUse[p]} in use != ${bpp} blocks`);
   }
 }

@@ -5,7 +5,7 @@
  * number's high bits select a leaf (created on demand), the low bits an entry in it.
  */
 import { DmaPoolError, hex } from '../errors';
-import { nextPow2 } from '../provider';
+import { nextPow2 } from '../pow2';
 import { AvailableListIndex } from './available';
 import { asNoMem, type PageTable } from './pages';
 

@@ -3,7 +3,7 @@
  * page list plus a red-black tree of pages keyed by page DMA address, so free finds the owning
  * page in O(log pages) from the DMA address alone (no virt_to_page()).
  */
-import { RbTree } from '../rbtree';
+import { RbTree } from './rbtree';
 import { AvailableListIndex } from './available';
 
 export class RbTreeIndex extends AvailableListIndex {

@@ -5,7 +5,7 @@
  * validates every free (double free, foreign or misaligned address) in every mode, so the
  * stack strategy finds the owning page with the same red-black tree the seed uses.
  */
-import { RbTree } from '../rbtree';
+import { RbTree } from './rbtree';
 import type { PageIndex } from './page-index';
 import { NONE, PageTable } from './pages';
 

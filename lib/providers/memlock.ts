@@ -13,13 +13,17 @@ export function hasIpcLock(sys: SysRoot = HOST): boolean {
   return (BigInt('0x' + m[1]) >> BigInt(CAP_IPC_LOCK)) & 1n ? true : false;
 }
 
+/** How to raise RLIMIT_MEMLOCK to `bytes` (shell, systemd, limits.conf): the one fix text, shared with doctor. */
+export function memlockFix(bytes: number): string {
+  const kib = Math.ceil(bytes / 1024);
+  return `ulimit -l ${kib} (or more; systemd: LimitMEMLOCK=${kib}K; /etc/security/limits.conf: <user> - memlock ${kib}), or run with CAP_IPC_LOCK`;
+}
+
 /** Throws ENOMEM with the exact `ulimit -l` needed when pinning `more` bytes would exceed the limit. */
 export function checkMemlock(pinned: number, more: number, what: string, sys: SysRoot = HOST): void {
   if (hasIpcLock(sys)) return;
   const { soft } = native().getrlimitMemlock();
   if (pinned + more <= soft) return;
-  const needKiB = Math.ceil((pinned + more) / 1024);
   throw new DmaPoolError('ENOMEM',
-    `${what}: pinning ${pinned + more} bytes exceeds RLIMIT_MEMLOCK (${soft} bytes)`,
-    `ulimit -l ${needKiB} (or more; systemd: LimitMEMLOCK=${needKiB}K; /etc/security/limits.conf: <user> - memlock ${needKiB}), or run with CAP_IPC_LOCK`);
+    `${what}: pinning ${pinned + more} bytes exceeds RLIMIT_MEMLOCK (${soft} bytes)`, memlockFix(pinned + more));
 }

@@ -12,6 +12,11 @@ const PM_PRESENT = 1n << 63n;
 const PM_PFN_MASK = (1n << 55n) - 1n;
 export const HUGE_2M = 2 << 20;
 
+/** How to reserve enough 2 MiB huge pages for `bytes` (at least 64): the one fix text, shared with doctor. */
+export function hugepagesFix(bytes = 0): string {
+  return `echo ${Math.max(64, Math.ceil(bytes / HUGE_2M))} > /proc/sys/vm/nr_hugepages`;
+}
+
 /**
  * Physical address of each `unit`-sized piece of [address, address + size). With unit > page
  * size, checks that every piece really is physically contiguous.

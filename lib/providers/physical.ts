@@ -7,7 +7,7 @@ import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { SlabProvider, SlabProviderOptions } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
-import { freeHugepages, HUGE_2M } from './pagemap';
+import { freeHugepages, HUGE_2M, hugepagesFix } from './pagemap';
 
 export interface PhysicalOptions extends SlabProviderOptions {
   sys?: SysRoot;
@@ -18,7 +18,7 @@ export interface PhysicalOptions extends SlabProviderOptions {
 export function useHugepages(want: boolean | undefined, sys: SysRoot): boolean {
   const free = freeHugepages(sys);
   if (want === true && free === 0)
-    throw new DmaPoolError('ENOMEM', 'huge pages requested but none are free', 'echo 64 > /proc/sys/vm/nr_hugepages');
+    throw new DmaPoolError('ENOMEM', 'huge pages requested but none are free', hugepagesFix());
   return want ?? free > 0;
 }
 
@@ -39,6 +39,6 @@ export abstract class PhysicalProvider extends SlabProvider {
   }
 
   protected override contiguityHint(): string {
-    return 'reserve 2 MiB huge pages (echo 64 > /proc/sys/vm/nr_hugepages) so slabs are physically contiguous';
+    return `reserve 2 MiB huge pages (${hugepagesFix()}) so slabs are physically contiguous`;
   }
 }

@@ -6,6 +6,7 @@
  */
 import { DmaPoolError } from '../errors';
 import { IovaAllocator } from '../iova';
+import { prevPow2 } from '../pow2';
 import { native } from '../native';
 import { MappedSlab, Slab, SlabProvider, SlabProviderOptions } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
@@ -34,7 +35,7 @@ export class UDmaBufProvider extends SlabProvider {
       throw new DmaPoolError('ENODEV', `no u-dma-buf device ${name} (${cls} missing)`,
         `load the module: insmod u-dma-buf.ko udmabuf0=<bytes> (https://github.com/ikwzm/udmabuf)`);
     const bytes = parseInt(size, 0);
-    const slabSize = Math.min(opts.slabSize ?? 2 << 20, largestPow2(bytes));
+    const slabSize = Math.min(opts.slabSize ?? 2 << 20, prevPow2(bytes));
     super(native().pageSize, { slabSize });
     this.sys = sys;
     this.cls = cls;
@@ -47,7 +48,7 @@ export class UDmaBufProvider extends SlabProvider {
   }
 
   protected mapSlab(size: number, align: number): MappedSlab {
-    const dma = this.arena.alloc(size, Math.min(align, largestPow2(this.size)));
+    const dma = this.arena.alloc(size, Math.min(align, prevPow2(this.size)));
     const n = native();
     try {
       const m = n.mmapFd(this.fd, size, dma - this.phys, n.constants.PROT_READ | n.constants.PROT_WRITE,
@@ -81,10 +82,4 @@ export class UDmaBufProvider extends SlabProvider {
   protected override closeProvider(): void {
     native().close(this.fd);
   }
-}
-
-function largestPow2(n: number): number {
-  let p = 1;
-  while (p * 2 <= n) p *= 2;
-  return p;
 }

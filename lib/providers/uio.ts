@@ -6,7 +6,7 @@
  */
 import { DmaPoolError } from '../errors';
 import { native } from '../native';
-import { checkUioDriver, normalizeBdf, pciInfo } from '../pci';
+import { checkUioDriver, dmaTranslation, normalizeBdf, pciInfo } from '../pci';
 import { MappedSlab, Slab } from '../provider';
 import { SysRoot } from '../sysfs';
 import { SysfsPciDevice } from '../vfio/sysfs-pci';
@@ -16,10 +16,8 @@ import { PhysicalOptions, PhysicalProvider } from './physical';
 
 /** Checks that a device's DMA is not translated by an IOMMU (else physical addresses are wrong for it). */
 export function checkUntranslated(bdf: string, sys: SysRoot): void {
-  const info = pciInfo(bdf, sys);
-  if (info.iommuGroup === undefined) return;
-  const type = sys.read(`/sys/kernel/iommu_groups/${info.iommuGroup}/type`);
-  if (type && type !== 'identity')
+  const type = dmaTranslation(pciInfo(bdf, sys), sys);
+  if (type)
     throw new DmaPoolError('ENODEV',
       `${bdf} is behind an IOMMU in a translated domain (${type}): physical addresses are not what it sees`,
       `use vfio:${bdf} instead, or boot with iommu=pt so the device is identity-mapped`);

@@ -6,7 +6,7 @@
 import { DmaPoolError } from '../errors';
 import { IovaAllocator } from '../iova';
 import { native } from '../native';
-import { PciDeviceInfo, groupMembers, normalizeBdf, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
+import { PciDeviceInfo, groupBlockers, groupMembers, normalizeBdf, pciDevicePath, pciInfo } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
 import { BarMapping, PciAccess } from './pci-access';
 import * as u from './uapi';
@@ -59,7 +59,7 @@ export class VfioContainer {
   /** Checks that every member of the group is bound to vfio-pci or to a driver that never DMAs. */
   static checkViable(group: number, sys: SysRoot = HOST): PciDeviceInfo[] {
     const members = groupMembers(group, sys);
-    const offenders = members.filter((m) => m.driver !== undefined && !VFIO_SAFE_DRIVERS.has(m.driver));
+    const offenders = groupBlockers(group, sys);
     if (offenders.length)
       throw new DmaPoolError('EBUSY',
         `IOMMU group ${group} is not viable: ${offenders.map((o) => `${o.bdf} is bound to ${o.driver}`).join(', ')}`,

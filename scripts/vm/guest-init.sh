@@ -41,7 +41,7 @@ run() { # run NAME ENV... -- COMMAND: chrooted into the host fs, logged to /out/
 HOST_ONLY="cli bench kernel-bench fuzz-api fuzz-native native-safety provider-safety devices-safety pool-safety views-safety"
 MOCHA="node $REPO/node_modules/mocha/bin/mocha.js --config $REPO/.mocharc.json --no-color"
 for t in $HOST_ONLY; do MOCHA="$MOCHA --ignore dist/test/$t.test.js"; done  # relative: suites run in $REPO
-CLI="node $REPO/dist/lib/cli.js"
+CLI="node $REPO/dist/lib/cli/main.js"
 cd /
 if [ -f /mnt$REPO/scripts/vm/guest-$GUEST.sh ]; then
   . /mnt$REPO/scripts/vm/guest-$GUEST.sh

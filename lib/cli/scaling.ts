@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { median, STRATEGIES } from './bench';
-import type { Device } from './device';
-import { openDevice } from './open';
-import type { IndexKind } from './index/page-index';
+import type { Device } from '../device';
+import { openDevice } from '../open';
+import type { IndexKind } from '../index/page-index';
 
 export interface ScalingPoint {
   strategy: IndexKind;
@@ -34,7 +34,7 @@ function round(dev: Device, strategy: IndexKind, n: number, dma: Float64Array): 
   return [Number(t1 - t0) / n, Number(t2 - t1) / n];
 }
 
-export function runScaling(provider: string, strategies: IndexKind[] = STRATEGIES, ns = DEFAULT_NS,
+export function runScaling(provider: string, strategies: readonly IndexKind[] = STRATEGIES, ns = DEFAULT_NS,
   reps = 5, tick?: (label: string) => void): ScalingPoint[] {
   const out: ScalingPoint[] = [];
   const dev = openDevice(provider);
@@ -78,7 +78,7 @@ export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim
       encoding: {
         x: { field: 'n', type: 'quantitative', scale: { type: 'log' }, title: 'blocks (n)', axis: { format: '~s' } },
         y: { field: 'ns_per_op', type: 'quantitative', scale: { type: 'log' }, title: 'ns per operation' },
-        color: { field: 'strategy', type: 'nominal', sort: ['linear', 'rbtree', 'stack', 'radix'], title: 'index' },
+        color: { field: 'strategy', type: 'nominal', sort: [...STRATEGIES], title: 'index' },
         tooltip: [{ field: 'strategy' }, { field: 'n' }, { field: 'ns_per_op', format: '.1f' }],
       },
     },

@@ -7,9 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DmaPoolError, fromErrno } from './errors';
-import { groupMembers, isKernelOwned, normalizeBdf, PciDeviceInfo, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
-import { HOST, SysRoot } from './sysfs';
+import { DmaPoolError, fromErrno } from '../errors';
+import { groupBlockers, isKernelOwned, normalizeBdf, PciDeviceInfo, pciDevicePath, pciInfo } from '../pci';
+import { HOST, SysRoot } from '../sysfs';
 
 export type BindDriver = 'vfio-pci' | 'uio_pci_generic';
 export const BIND_DRIVERS: BindDriver[] = ['vfio-pci', 'uio_pci_generic'];
@@ -158,8 +158,8 @@ export function bind(bdfIn: string, driver: BindDriver, o: BindOptions = {}): Bi
   const bdf = normalizeBdf(bdfIn);
   if (!BIND_DRIVERS.includes(driver)) throw new DmaPoolError('EINVAL', `driver must be one of ${BIND_DRIVERS.join(', ')}`);
   const info = pciInfo(bdf, sys);
-  const mustFollow = info.iommuGroup === undefined ? [] : groupMembers(info.iommuGroup, sys)
-    .filter((m) => m.bdf !== bdf && m.driver !== undefined && !VFIO_SAFE_DRIVERS.has(m.driver) && m.driver !== driver)
+  const mustFollow = info.iommuGroup === undefined ? [] : groupBlockers(info.iommuGroup, sys, bdf)
+    .filter((m) => m.driver !== driver)
     .map((m) => ({ bdf: m.bdf, driver: m.driver! }));
   if (info.driver === driver) return { bdf, previous: info.driver, driver, changed: false, mustFollow };
   if (isKernelOwned(info, sys) && !o.force)

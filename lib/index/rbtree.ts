@@ -7,7 +7,7 @@
  * `addr - key >= span` → right, else found. Insert/erase are the classic algorithms
  * (Cormen et al., ch. 13) with -1 as the nil link.
  */
-import { DmaPoolError, hex } from './errors';
+import { DmaPoolError, hex } from '../errors';
 
 const RED = 0;
 const BLACK = 1;

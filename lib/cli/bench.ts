@@ -4,14 +4,15 @@
  * and warm (median after the JIT settled), plus the kernel's dmapool_test rows.
  */
 import { execFileSync } from 'node:child_process';
-import { DmaPoolError } from './errors';
-import { openDevice } from './open';
-import type { IndexKind } from './index/page-index';
-import type { ProviderCounters } from './provider';
-import { rng, shuffle } from './rng';
+import { DmaPoolError } from '../errors';
+import { openDevice } from '../open';
+import { INDEX_KINDS, type IndexKind } from '../index/page-index';
+import type { ProviderCounters } from '../provider';
+import { rng, shuffle } from '../rng';
 
 export const SEED_N = 373959;
-export const STRATEGIES: IndexKind[] = ['linear', 'rbtree', 'stack', 'radix'];
+/** The strategies the bench runs by default: every page index. */
+export const STRATEGIES: readonly IndexKind[] = INDEX_KINDS;
 export type Workload = 'seed-alloc' | 'seed-free' | 'free-reverse' | 'free-random' | 'churn' | 'dmapool_test';
 export const WORKLOADS: Workload[] = ['seed-alloc', 'seed-free', 'free-reverse', 'free-random', 'churn'];
 

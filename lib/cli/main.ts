@@ -6,13 +6,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { BENCH_LIMITS, BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
-import type { IndexKind } from './index/page-index';
-import { openDevice } from './open';
+import type { IndexKind } from '../index/page-index';
+import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
 import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor, parseSize } from './doctor';
-import { DmaPoolError } from './errors';
-import { isKernelOwned, normalizeBdf, pciInfo } from './pci';
-import { SysRoot } from './sysfs';
+import { DmaPoolError } from '../errors';
+import { isKernelOwned, normalizeBdf, pciInfo } from '../pci';
+import { SysRoot } from '../sysfs';
 import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
 import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
   runKernelBench } from './kernel-bench';

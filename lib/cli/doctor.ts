@@ -3,13 +3,13 @@
  * command or config line that fixes it. Reads sysfs/procfs through a SysRoot so tests can run
  * every failure mode against fixture trees.
  */
-import { DmaPoolError } from './errors';
-import { native } from './native';
+import { DmaPoolError } from '../errors';
+import { native } from '../native';
 import { kernelUsers } from './bind';
-import { groupMembers, isKernelOwned, isUioDriver, normalizeBdf, PciDeviceInfo, pciIdsNames, pciInfo, VFIO_SAFE_DRIVERS } from './pci';
-import { hasIpcLock } from './providers/memlock';
-import { translate } from './providers/pagemap';
-import { HOST, SysRoot } from './sysfs';
+import { dmaTranslation, groupBlockers, groupMembers, isKernelOwned, isUioDriver, normalizeBdf, PciDeviceInfo, pciIdsNames, pciInfo } from '../pci';
+import { hasIpcLock, memlockFix } from '../providers/memlock';
+import { hugepagesFix, translate } from '../providers/pagemap';
+import { HOST, SysRoot } from '../sysfs';
 
 export type CheckStatus = 'ok' | 'fail' | 'skip' | 'warn';
 
@@ -148,7 +148,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
           add({ id: 'group', status: 'fail', title: 'no IOMMU group', fix: 'enable the IOMMU (see above)' });
         } else {
           const members = groupMembers(group, sys);
-          const bad = members.filter((m) => m.bdf !== bdf && m.driver !== undefined && !VFIO_SAFE_DRIVERS.has(m.driver));
+          const bad = groupBlockers(group, sys, bdf);
           add({ id: 'group', status: bad.length ? 'fail' : 'ok',
             title: `IOMMU group ${group}: ${members.map((m) => `${m.bdf} (${m.driver ?? 'no driver'})`).join(', ')}`,
             ...(bad.length ? { detail: 'every device of a group must be bound to vfio-pci or unbound',
@@ -161,8 +161,8 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
             ...(access ? {} : { fix: exists ? `chown ${process.env.USER ?? '$USER'} ${node}  (persist with a udev rule: SUBSYSTEM=="vfio", OWNER="<user>")` : forced(bindFix(info, sys)) }) });
         }
       } else {
-        const type = group === undefined ? undefined : sys.read(`/sys/kernel/iommu_groups/${group}/type`);
-        const ok = !type || type === 'identity';
+        const type = dmaTranslation(info, sys);
+        const ok = !type;
         add({ id: 'untranslated', status: ok ? 'ok' : 'fail',
           title: ok ? 'DMA not translated by an IOMMU (physical addresses are what the device sees)' : `IOMMU translates this device's DMA (${type})`,
           ...(ok ? {} : { fix: forced(`use vfio:${bdf} (${bindFix(info, sys)}), or boot with iommu=pt`) }) });
@@ -178,7 +178,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
   const memOk = capLock || lim.soft >= memory;
   add({ id: 'memlock', status: memOk ? 'ok' : 'fail',
     title: capLock ? `RLIMIT_MEMLOCK does not apply (CAP_IPC_LOCK)` : `RLIMIT_MEMLOCK ${fmtBytes(lim.soft)} ${memOk ? '≥' : '<'} ${fmtBytes(memory)} needed`,
-    ...(memOk ? {} : { fix: `ulimit -l ${Math.ceil(memory / 1024)}  (systemd: LimitMEMLOCK=${fmtBytes(memory)}; /etc/security/limits.conf: <user> - memlock ${Math.ceil(memory / 1024)})` }) });
+    ...(memOk ? {} : { fix: memlockFix(memory) }) });
 
   // dma_entry_limit
   const limitStr = sys.read('/sys/module/vfio_iommu_type1/parameters/dma_entry_limit');
@@ -199,7 +199,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     const n = Number(free);
     add({ id: `hugepages-${label}`, status: n > 0 ? 'ok' : 'warn', title: `${label} huge pages free: ${n}`,
       ...(n > 0 ? {} : { detail: 'optional for vfio; uio/udmabuf need them for allocations above 4 KiB',
-        fix: label === '2 MiB' ? `echo ${Math.ceil(memory / (2 << 20))} > /proc/sys/vm/nr_hugepages` : 'add hugepagesz=1G hugepages=N to the kernel command line' }) });
+        fix: label === '2 MiB' ? hugepagesFix(memory) : 'add hugepagesz=1G hugepages=N to the kernel command line' }) });
   }
 
   // udmabuf

@@ -113,10 +113,10 @@ export interface KernelBenchOptions {
   tick?: (label: string) => void;
 }
 
-/** The build script, beside the compiled dist/lib (repo checkout) or lib (ts sources). */
+/** The build script, from the compiled dist/lib/cli (repo checkout, package) or lib/cli (ts sources). */
 export function buildScript(): string | undefined {
-  for (const p of [path.join(__dirname, '..', '..', 'scripts', 'kernel-dmapool', 'build.sh'),
-    path.join(__dirname, '..', 'scripts', 'kernel-dmapool', 'build.sh')])
+  for (const p of [path.join(__dirname, '..', '..', '..', 'scripts', 'kernel-dmapool', 'build.sh'),
+    path.join(__dirname, '..', '..', 'scripts', 'kernel-dmapool', 'build.sh')])
     if (fs.existsSync(p)) return p;
   return undefined;
 }
