@@ -211,7 +211,7 @@ export function checkBenchOptions(o: BenchOptions): void {
 function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', n: number,
   samples: RunSample[], metadata: number, note?: string): BenchResult {
   const ms = samples.map((s) => s.ms);
-  const mid = samples[Math.floor(samples.length / 2)];
+  const mid = [...samples].sort((a, b) => a.ms - b.ms)[samples.length >> 1]; // the median run's pages and counters
   return {
     strategy, provider, workload, mode, n, size: 128,
     median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: samples.length,
