@@ -110,13 +110,38 @@ const TRY = [
   ['module_root', 'build', 'Debug', 'bindings'],
 ];
 
+let calls = 0;
+
+/**
+ * Calls made into the native shim by this thread so far. Counted here, once, by the wrapper
+ * native() returns around every exported function — never by hand at the call sites, so a new
+ * call cannot go uncounted. Providers attribute calls to themselves by difference.
+ */
+export function nativeCallCount(): number {
+  return calls;
+}
+
+/** The addon with every exported function wrapped to count its calls; values copied as they are. */
+function counting(a: NativeAddon): NativeAddon {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(a)) {
+    if (typeof v !== 'function') { out[k] = v; continue; }
+    const fn = v as (...args: unknown[]) => unknown;
+    out[k] = function countedNativeCall(...args: unknown[]): unknown {
+      calls++;
+      return fn.apply(a, args);
+    };
+  }
+  return Object.freeze(out) as unknown as NativeAddon;
+}
+
 export function native(): NativeAddon {
   if (!addon) {
     // DMAPOOL_ADDON names a specific build (CI uses it to test the cmake-js build).
     const explicit = process.env.DMAPOOL_ADDON;
     const a = (explicit ? require(explicit) : bindings({ bindings: 'dmapool.node', try: TRY })) as NativeAddon;
     a.setErrorClass(DmaPoolError);
-    addon = a;
+    addon = counting(a);
   }
   return addon;
 }

@@ -6,7 +6,7 @@
  * in absolute DMA addresses.
  */
 import { DmaPoolError, hex } from './errors';
-import { native } from './native';
+import { native, nativeCallCount } from './native';
 import { nextPow2 } from './pow2';
 
 export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
@@ -197,7 +197,7 @@ export abstract class SlabProvider implements ProviderInfo {
     if (!this.isLive(chunk)) throw new DmaPoolError('EINVAL', `chunk at DMA ${hex(chunk.dma)} is not live in this provider`);
     if (!(offset >= 0 && length > 0 && offset + length <= chunk.footprint))
       throw new DmaPoolError('EINVAL', `range [${offset}, ${offset + length}) is outside the ${chunk.footprint}-byte chunk`);
-    return native().subBuffer(chunk.slab.mapping, chunk.offset + offset, length);
+    return this.tally(() => native().subBuffer(chunk.slab.mapping, chunk.offset + offset, length));
   }
 
   /** CPU address of a live chunk's first byte. */
@@ -213,7 +213,7 @@ export abstract class SlabProvider implements ProviderInfo {
    */
   releaseViews(views: readonly number[]): number[] {
     const n = native();
-    return views.filter((v) => n.releaseBuffer(v) === 'escaped');
+    return this.tally(() => views.filter((v) => n.releaseBuffer(v) === 'escaped'));
   }
 
   /** dma_free_coherent(): returns a chunk; the slab is unmapped when its last chunk returns. */
@@ -280,7 +280,7 @@ export abstract class SlabProvider implements ProviderInfo {
     for (const slab of emptied) {
       this.slabs.delete(slab.id);
       try {
-        this.unmapSlab(slab);
+        this.tally(() => this.unmapSlab(slab));
         this.counters.slabsUnmapped++;
       } catch (e) {
         // The chunks are returned either way (a caller's destroy must not become unrepeatable);
@@ -292,6 +292,16 @@ export abstract class SlabProvider implements ProviderInfo {
     }
     for (const [fp, b] of this.bump) if (emptied.has(b.slab)) this.bump.delete(fp);
     for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));
+  }
+
+  /** Runs fn and adds the native calls it made to this provider's counter (counted in native.ts). */
+  private tally<T>(fn: () => T): T {
+    const before = nativeCallCount();
+    try {
+      return fn();
+    } finally {
+      this.counters.nativeCalls += nativeCallCount() - before;
+    }
   }
 
   /** How to get larger contiguous chunks (physical-memory providers override). */
@@ -307,7 +317,7 @@ export abstract class SlabProvider implements ProviderInfo {
   }
 
   private newSlab(size: number, align: number): Slab {
-    const m = this.mapSlab(size, align);
+    const m = this.tally(() => this.mapSlab(size, align));
     const slab: Slab = {
       id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0, owners: [],
       unit: m.unit ?? size, ...(m.unitDma ? { unitDma: m.unitDma } : {}), ...(m.priv !== undefined ? { priv: m.priv } : {}),
@@ -335,7 +345,7 @@ export abstract class SlabProvider implements ProviderInfo {
   close(): void {
     if (this.closed) return;
     for (const slab of this.slabs.values()) {
-      this.unmapSlab(slab);
+      this.tally(() => this.unmapSlab(slab));
       this.counters.slabsUnmapped++;
     }
     this.slabs.clear();

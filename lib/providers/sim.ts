@@ -34,7 +34,6 @@ export class SimProvider extends SlabProvider {
   protected mapSlab(size: number, align: number): MappedSlab {
     const dma = this.iova.alloc(size, align);
     try {
-      this.counters.nativeCalls++;
       const m = native().mapAnonymous(size, align, { thp: true, populate: true, lock: this.lock ? 1 : 0 });
       if (m.locked) this.lockedSlabs++;
       return { mapping: m.id, buffer: m.buffer, dma };
@@ -45,7 +44,6 @@ export class SimProvider extends SlabProvider {
   }
 
   protected unmapSlab(slab: Slab): void {
-    this.counters.nativeCalls++;
     native().unmap(slab.mapping);
     this.iova.release(slab.dma);
   }

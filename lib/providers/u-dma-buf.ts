@@ -53,7 +53,6 @@ export class UDmaBufProvider extends SlabProvider {
     try {
       const m = n.mmapFd(this.fd, size, dma - this.phys, n.constants.PROT_READ | n.constants.PROT_WRITE,
         n.constants.MAP_SHARED, `/dev/${this.name}`);
-      this.counters.nativeCalls++;
       // the buffer lives for the module's lifetime: clear what a previous user left
       if (!m.buffer) throw new DmaPoolError('EINVAL', `/dev/${this.name}: mapping is not writable`);
       new Uint8Array(m.buffer).fill(0);
@@ -67,7 +66,6 @@ export class UDmaBufProvider extends SlabProvider {
   protected unmapSlab(slab: Slab): void {
     native().unmap(slab.mapping);
     this.arena.release(slab.dma);
-    this.counters.nativeCalls++;
   }
 
   /** u-dma-buf's manual cache sync: sync_for_cpu (begin) / sync_for_device (end) over the whole buffer. */

@@ -81,7 +81,6 @@ export class UdmabufProvider extends PhysicalProvider {
         'the memfd must be sealed against shrinking and page-aligned; huge-page memfds need Linux ≥ 5.16');
       const m = n.mmapFd(memfd, size, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED | c.MAP_POPULATE, 'memfd');
       mapping = m.id;
-      this.counters.nativeCalls += 7;
       const unit = huge ? HUGE_2M : this.pageSize;
       const unitDma = translate(m.address, size, unit, this.sys);
       return { mapping, buffer: m.buffer!, dma: unitDma[0], unit, unitDma, priv: { memfd, dmabuf } };
@@ -95,7 +94,6 @@ export class UdmabufProvider extends PhysicalProvider {
 
   protected unmapSlab(slab: Slab): void {
     this.destroySlab(slab.mapping, slab.priv as UdmabufSlab);
-    this.counters.nativeCalls += 3;
   }
 
   private destroySlab(mapping: number, p: UdmabufSlab): void {

@@ -44,7 +44,6 @@ export class UioProvider extends PhysicalProvider {
   protected mapSlab(size: number, align: number): MappedSlab {
     const n = native();
     if (!this.huge) checkMemlock(this.pinned, size, 'uio');
-    this.counters.nativeCalls += 2;
     const m = n.mapAnonymous(size, this.huge ? HUGE_2M : align, { hugetlb: this.huge, populate: true, lock: 2 });
     try {
       const unit = this.huge ? HUGE_2M : this.pageSize;
@@ -58,7 +57,6 @@ export class UioProvider extends PhysicalProvider {
   }
 
   protected unmapSlab(slab: Slab): void {
-    this.counters.nativeCalls++;
     native().unmap(slab.mapping);
     this.pinned -= slab.size;
   }

@@ -42,12 +42,10 @@ export class VfioProvider extends SlabProvider {
   protected mapSlab(size: number, align: number): MappedSlab {
     checkMemlock(this.pinned, size, 'vfio');
     const n = native();
-    this.counters.nativeCalls++;
     const mem = n.mapAnonymous(size, align, { thp: true, populate: true, lock: 0 });
     let iova = -1;
     try {
       iova = this.container.iova.alloc(size, align);
-      this.counters.nativeCalls++;
       this.container.mapDma(mem.id, size, iova);
     } catch (e) {
       if (iova >= 0) this.container.iova.release(iova);
@@ -61,7 +59,6 @@ export class VfioProvider extends SlabProvider {
 
   protected unmapSlab(slab: Slab): void {
     // the IOMMU mapping goes first: the device must lose access before the memory is freed
-    this.counters.nativeCalls += 2;
     this.container.unmapDma(slab.dma, slab.size);
     this.counters.iommuUnmaps++;
     native().unmap(slab.mapping);
