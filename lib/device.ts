@@ -5,13 +5,9 @@
 import { DmaPoolError } from './errors';
 import { DmaPool, PoolOptions } from './pool';
 import type { DeviceSpec } from './open';
-import type { ProviderKind, SlabProvider } from './provider';
+import type { ProviderKind, SlabProvider, SyncDirection, SyncPhase } from './provider';
 import { poolsReport } from './report';
 import type { PciAccess } from './vfio/pci-access';
-
-/** Providers that give register access to the device they serve (vfio, uio). */
-interface WithPci { device(bdf?: string): PciAccess }
-interface WithSync { sync(phase: 'begin' | 'end', dir?: 'read' | 'write' | 'rw'): void }
 
 /**
  * Opened by openDevice(). Release it with close() — or declare it with `using`, which closes it
@@ -70,19 +66,17 @@ export class Device {
    */
   pci(bdf?: string): PciAccess {
     if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
-    const p = this.provider as unknown as Partial<WithPci>;
-    if (typeof p.device !== 'function')
+    if (!this.provider.device)
       throw new DmaPoolError('ENODEV', `${this.spec} has no PCI device (use vfio:<BDF> or uio:<BDF>)`);
-    return p.device.call(this.provider, bdf);
+    return this.provider.device(bdf);
   }
 
   /** Brackets CPU access for providers that need cache maintenance (udmabuf, u-dma-buf); no-op otherwise. */
-  sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+  sync(phase: SyncPhase, dir: SyncDirection = 'rw'): void {
     if (this.closed) throw new DmaPoolError('EBADF', `device ${this.spec} is closed`);
     if ((phase !== 'begin' && phase !== 'end') || (dir !== 'read' && dir !== 'write' && dir !== 'rw'))
       throw new DmaPoolError('EINVAL', `sync(phase, dir): phase is 'begin' or 'end', dir 'read', 'write' or 'rw'`);
-    const p = this.provider as unknown as Partial<WithSync>;
-    if (typeof p.sync === 'function') p.sync(phase, dir);
+    this.provider.sync?.(phase, dir);
   }
 
   /** The text of /sys/devices/.../pools for this device. */

@@ -111,10 +111,6 @@ export function checkUioDriver(bdfIn: string, sys: SysRoot = HOST): string {
     `dmapool bind ${bdf} --driver uio_pci_generic${kernel ? ' --force  (once nothing uses it)' : ''}`);
 }
 
-export function listPciDevices(sys: SysRoot = HOST): PciDeviceInfo[] {
-  return sys.list('/sys/bus/pci/devices').map((b) => pciInfo(b, sys));
-}
-
 /** Where distributions keep the PCI ID database (Debian/Ubuntu, Fedora/Arch, others), in lookup order. */
 export const PCI_IDS_PATHS: readonly string[] = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'];
 

@@ -8,6 +8,7 @@
 import { DmaPoolError, hex } from './errors';
 import { native, nativeCallCount } from './native';
 import { nextPow2 } from './pow2';
+import type { PciAccess } from './vfio/pci-access';
 
 export type ProviderKind = 'sim' | 'vfio' | 'uio' | 'udmabuf' | 'u-dma-buf';
 
@@ -71,6 +72,11 @@ export interface ProviderCounters {
   slabsLeaked: number;
   bytesMapped: number;
 }
+
+/** Device.sync(): CPU access begins or ends. */
+export type SyncPhase = 'begin' | 'end';
+/** Device.sync(): what the CPU does in between (read what the device wrote, write for the device, both). */
+export type SyncDirection = 'read' | 'write' | 'rw';
 
 export interface ProviderInfo {
   kind: ProviderKind;
@@ -137,6 +143,13 @@ export abstract class SlabProvider implements ProviderInfo {
    * contiguous only in units).
    */
   protected abstract mapSlab(size: number, align: number): MappedSlab;
+
+  // Capabilities, declared here and implemented by the providers that have them (device.ts calls
+  // them without casts; absent means the provider has no such thing):
+  /** Register access to a PCI function this provider serves (vfio, uio); `bdf` picks one of several. */
+  device?(bdf?: string): PciAccess;
+  /** CPU cache maintenance around CPU access (udmabuf, u-dma-buf); absent where memory is coherent. */
+  sync?(phase: SyncPhase, dir: SyncDirection): void;
   /**
    * The largest chunk footprint this provider can hand out DMA-contiguously, or Infinity.
    * Physical-memory providers without huge pages return the page size.

@@ -20,8 +20,6 @@ export class SimProvider extends SlabProvider {
   readonly description: string;
   private iova: IovaAllocator;
   private lock: boolean;
-  /** How many slabs mlock() succeeded for. */
-  lockedSlabs = 0;
 
   constructor(opts: SimOptions = {}) {
     super(native().pageSize, opts);
@@ -35,7 +33,6 @@ export class SimProvider extends SlabProvider {
     const dma = this.iova.alloc(size, align);
     try {
       const m = native().mapAnonymous(size, align, { thp: true, populate: true, lock: this.lock ? 1 : 0 });
-      if (m.locked) this.lockedSlabs++;
       return { mapping: m.id, buffer: m.buffer, dma };
     } catch (e) {
       this.iova.release(dma);

@@ -8,7 +8,7 @@ import { DmaPoolError } from '../errors';
 import { IovaAllocator } from '../iova';
 import { prevPow2 } from '../pow2';
 import { native } from '../native';
-import { MappedSlab, Slab, SlabProvider, SlabProviderOptions } from '../provider';
+import { MappedSlab, Slab, SlabProvider, SlabProviderOptions, SyncDirection, SyncPhase } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
 
 export interface UDmaBufOptions extends SlabProviderOptions {
@@ -69,7 +69,7 @@ export class UDmaBufProvider extends SlabProvider {
   }
 
   /** u-dma-buf's manual cache sync: sync_for_cpu (begin) / sync_for_device (end) over the whole buffer. */
-  sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+  override sync(phase: SyncPhase, dir: SyncDirection = 'rw'): void {
     const direction = dir === 'rw' ? 0 : dir === 'write' ? 1 : 2; // DMA_BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE
     this.sys.write(`${this.cls}/sync_offset`, '0');
     this.sys.write(`${this.cls}/sync_size`, String(this.size));

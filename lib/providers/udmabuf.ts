@@ -5,7 +5,7 @@
  * access (a no-op on cache-coherent x86, required elsewhere).
  */
 import { native } from '../native';
-import { MappedSlab, Slab } from '../provider';
+import { MappedSlab, Slab, SyncDirection, SyncPhase } from '../provider';
 import { HOST, SysRoot } from '../sysfs';
 import * as u from '../vfio/uapi';
 import { HUGE_2M, translate } from './pagemap';
@@ -107,7 +107,7 @@ export class UdmabufProvider extends PhysicalProvider {
    * Brackets CPU access to DMA memory: `begin` before the CPU reads what a device wrote (or writes
    * what it will read), `end` after. Applies to every slab.
    */
-  sync(phase: 'begin' | 'end', dir: 'read' | 'write' | 'rw' = 'rw'): void {
+  override sync(phase: SyncPhase, dir: SyncDirection = 'rw'): void {
     if (!this.syncSupported) return;
     const flags = (phase === 'end' ? u.DMA_BUF_SYNC_END : u.DMA_BUF_SYNC_START) |
       (dir === 'read' ? u.DMA_BUF_SYNC_READ : dir === 'write' ? u.DMA_BUF_SYNC_WRITE : u.DMA_BUF_SYNC_RW);

@@ -62,7 +62,7 @@ export class UioProvider extends PhysicalProvider {
   }
 
   /** Register access to the device (sysfs resourceN / config). */
-  device(bdf?: string): SysfsPciDevice {
+  override device(bdf?: string): SysfsPciDevice {
     if (bdf !== undefined && normalizeBdf(bdf) !== this.pciDevice.bdf)
       throw new DmaPoolError('ENODEV', `${bdf} is not ${this.pciDevice.bdf}`);
     return this.pciDevice;

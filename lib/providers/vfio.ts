@@ -70,7 +70,7 @@ export class VfioProvider extends SlabProvider {
     this.container.close();
   }
 
-  device(bdf?: string): VfioPciDevice {
+  override device(bdf?: string): VfioPciDevice {
     if (bdf === undefined) return this.devices[0];
     const want = normalizeBdf(bdf);
     const d = this.devices.find((x) => x.bdf === want);
