@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { DmaPoolError } from '../lib/errors';
 import { addonPath, native, type NativeAddon } from '../lib/native';
 import * as U from '../lib/vfio/uapi';
+import { describeIf, freeHugePages, requirement, RUNS_IN, type Requirement } from './helpers';
 
 // ---- helpers for the child side ----------------------------------------------------------------
 
@@ -750,21 +751,30 @@ function itCase(title: string, name: keyof typeof CASES): void {
   });
 }
 
-/** Reserves a few huge pages for the hugetlb case when none are (root only); restores the count after. */
-function withHugePages(): { ok: boolean; reason?: string; restore(): void } {
-  const file = '/proc/sys/vm/nr_hugepages';
-  let before: string;
-  try { before = fs.readFileSync(file, 'utf8').trim(); } catch { return { ok: false, reason: `${file} is unreadable`, restore() {} }; }
-  const free = () => Number(/HugePages_Free:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
-  if (free() >= 2) return { ok: true, restore() {} };
-  try {
-    fs.writeFileSync(file, String(Number(before) + 4));
-  } catch (e) {
-    return { ok: false, reason: `no free huge pages and ${file} is not writable (${(e as Error).message})`, restore() {} };
+const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+
+/** Two free 2 MiB huge pages, or the right to reserve them (checked without reserving anything). */
+function hugePagesRequirement(): Requirement {
+  let unmet: string | undefined;
+  if (freeHugePages() < 2) {
+    try { fs.accessSync(NR_HUGEPAGES, fs.constants.W_OK); } catch (e) {
+      unmet = `no free huge pages and ${NR_HUGEPAGES} is not writable (${(e as Error).message})`;
+    }
   }
-  const restore = () => { try { fs.writeFileSync(file, before); } catch { /* leave it */ } };
-  if (free() < 2) { restore(); return { ok: false, reason: 'the kernel could not reserve huge pages', restore() {} }; }
-  return { ok: true, restore };
+  return requirement('two free 2 MiB huge pages (or root to reserve them)', RUNS_IN.rootHost, unmet);
+}
+
+/** Reserves a few huge pages when fewer than two are free; the returned function restores the count. */
+function reserveHugePages(): () => void {
+  if (freeHugePages() >= 2) return () => {};
+  const before = fs.readFileSync(NR_HUGEPAGES, 'utf8').trim();
+  const restore = () => { try { fs.writeFileSync(NR_HUGEPAGES, before); } catch { /* leave it */ } };
+  fs.writeFileSync(NR_HUGEPAGES, String(Number(before) + 4));
+  if (freeHugePages() < 2) {
+    restore();
+    throw new Error(`the kernel could not reserve 2 huge pages (${NR_HUGEPAGES} was ${before}): memory too fragmented?`);
+  }
+  return restore;
 }
 
 if (require.main === module) {
@@ -789,15 +799,11 @@ if (require.main === module) {
     itCase('7. wrong argument types anywhere: EINVAL, never an abort; SharedArrayBuffer views work', 'types');
     itCase('8. subBuffer covers its range; unmap/releaseBuffer detach; an escaped buffer outlives unmap harmlessly', 'subBuffer');
     itCase('9. every mapping the shim makes is MADV_DONTFORK', 'dontfork');
-    describe('hugetlb', function () {
-      let hp: ReturnType<typeof withHugePages> | undefined;
-      before(function () { hp = withHugePages(); });
-      after(function () { hp?.restore(); });
+    describeIf(hugePagesRequirement(), 'hugetlb', function () {
+      let restore = () => {};
+      before(function () { restore = reserveHugePages(); });
+      after(function () { restore(); });
       it('9b. hugetlb mappings are MADV_DONTFORK; hugetlbfs files map whole huge pages only', function () {
-        if (!hp?.ok) {
-          console.log(`      skipped: ${hp?.reason}`);
-          this.skip();
-        }
         const r = runCase('dontforkHugetlb');
         assert.ok(r.status === 0 && r.signal === null, `child exited with status ${r.status}, signal ${r.signal}\n${r.stderr.slice(-4000)}`);
       });
