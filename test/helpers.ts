@@ -116,9 +116,13 @@ export function skipReason(req: Requirement): string {
  *
  *   const nvme = needs.env('DMAPOOL_NVME_BDF', 'an NVMe controller on vfio-pci', RUNS_IN.guestA);
  *   describeIf(nvme, 'NVMe admin queue through pool memory', () => {
- *     it('identifies the controller', () => { const bdf = process.env.DMAPOOL_NVME_BDF!; … });
+ *     it('identifies the controller', () => { const bdf = envValue('DMAPOOL_NVME_BDF'); … });
  *   });
  *   itIf(needs.root(), 'reads PFNs from pagemap', () => { … });
+ *
+ * Read the device a met gate names with envValue() (test/hygiene.test.ts refuses
+ * `process.env.DMAPOOL_…BDF` and friends outside this file), and add a RUNS_IN entry when the new
+ * test runs somewhere not listed (e.g. a guest script that sets the new variable).
  *
  * Requirements are evaluated when the file is loaded (mocha's describe phase). A requirement that
  * can only be settled by doing something (reserving huge pages) is settled in a `before` hook that
