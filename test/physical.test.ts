@@ -112,7 +112,9 @@ describeIf(needs.root(), 'uio provider (fixture device, real memory and pagemap)
       dev.close();
     }
   });
+});
 
+describe('uio provider refuses functions a kernel driver owns or an IOMMU translates (fixture)', () => {
   it('refuses a device behind a translating IOMMU (physical addresses would be wrong for it)', () => {
     const fx2 = new Fixture().pci({ bdf: '0000:00:05.0', driver: 'uio_pci_generic', group: 7 })
       .file('/sys/kernel/iommu_groups/7/type', 'DMA-FQ\n')
@@ -124,9 +126,7 @@ describeIf(needs.root(), 'uio provider (fixture device, real memory and pagemap)
       fx2.cleanup();
     }
   });
-});
 
-describe('uio provider refuses functions a kernel driver owns (fixture)', () => {
   for (const driver of ['virtio-pci', 'nvme', 'vfio-pci', undefined]) {
     it(`${driver ?? 'no driver'}: ENODEV naming the driver, with the bind command as the fix`, () => {
       const fx = new Fixture().pci({ bdf: '0000:00:02.0', cls: '0x010000', ...(driver ? { driver } : {}) })
