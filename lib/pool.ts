@@ -616,6 +616,15 @@ export class DmaPool {
   }
 
   /**
+   * @internal Test seam: each page of this pool as the device sees it — the whole page, free
+   * blocks and padding included — so tests can scribble where a runaway device would. Drivers
+   * never need this: view() hands out allocated blocks only.
+   */
+  devicePages(): Uint8Array[] {
+    return this.pages.chunks.map((c) => new Uint8Array(c.slab.buffer, c.offset, this.allocation));
+  }
+
+  /**
    * @internal CPU virtual address of the block at `dma` (tests check it against pagemap).
    */
   cpuAddress(dma: number): bigint {

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { dmapoolTest, runOnce, STRATEGIES } from '../lib/cli/bench';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
+import { DmaPool } from '../lib';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -44,7 +45,31 @@ describe('bench', () => {
   });
 
   it('dmapool_test runs a kernel row (100 × alloc-all/free-all)', () => {
-    assert.ok(dmapoolTest('sim', 'stack', [68, 32, 4096, 256]) > 0);
+    // watch every alloc and free through the public prototype: the row's shape, 100 rounds of all blocks
+    const proto = DmaPool.prototype;
+    const { alloc, free } = proto;
+    const pools = new Set<string>();
+    let allocs = 0, frees = 0, live = 0, peak = 0, rounds = 0, last: 'alloc' | 'free' = 'free';
+    proto.alloc = function (this: DmaPool): number {
+      const d = alloc.call(this);
+      pools.add(`${this.name} size ${this.geometry.size} align ${this.geometry.align} boundary ${this.geometry.boundary} ${this.stats.index}`);
+      allocs++; live++; peak = Math.max(peak, live); last = 'alloc';
+      return d;
+    };
+    proto.free = function (this: DmaPool, d: number): void {
+      free.call(this, d);
+      if (last === 'alloc') { assert.equal(live, 256, 'a round frees only after allocating every block'); rounds++; }
+      frees++; live--; last = 'free';
+    };
+    let us: number;
+    try {
+      us = dmapoolTest('sim', 'stack', [68, 32, 4096, 256]);
+    } finally {
+      proto.alloc = alloc; proto.free = free;
+    }
+    assert.deepEqual([...pools], ['dmapool_test size 96 align 32 boundary 4096 stack']);
+    assert.deepEqual([allocs, frees, rounds, peak, live], [100 * 256, 100 * 256, 100, 256, 0]);
+    assert.ok(Number.isFinite(us) && us > 0, `elapsed ${us} µs`);
   });
 
   it('scaling writes a CSV and an SVG chart rendered by vega-lite', async () => {

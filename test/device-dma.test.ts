@@ -1,26 +1,19 @@
 /**
  * Device-DMA proof: a real device (QEMU edu) copies through the pool's DMA addresses. Runs for
  * every device-visible spec in DMAPOOL_TEST_DEVICES when DMAPOOL_EDU names the edu device (the VM
- * test bed sets both); skips with the reason otherwise. Pure CPU code can never pass these.
+ * test bed sets both); pending with the reason otherwise (test/helpers.ts describeIf). Pure CPU
+ * code can never pass these.
  */
 import assert from 'node:assert/strict';
 import { Device, openDevice } from '../lib';
 import { rng } from '../lib/rng';
 import { Edu, EDU_BUF_SIZE } from './edu';
-import { deviceSpecs } from './helpers';
+import { deviceSpecs, describeIf, envValue, needs } from './helpers';
 
-const edu = process.env.DMAPOOL_EDU;
 const specs = deviceSpecs().filter((s) => s !== 'sim');
 
-describe('device DMA through pool addresses (QEMU edu)', function () {
-  if (!edu || specs.length === 0) {
-    it('needs a real device', function () {
-      this.skip(); // reason below is printed by mocha's spec reporter as pending
-    });
-    console.log(`  (skipped: ${!edu ? 'DMAPOOL_EDU is not set' : 'no device-visible provider in DMAPOOL_TEST_DEVICES'}` +
-      ' — run `npm run test:vm` for the real-device suite)');
-    return;
-  }
+describeIf(needs.edu(), 'device DMA through pool addresses (QEMU edu)', function () {
+  const edu = envValue('DMAPOOL_EDU');
   for (const spec of specs) {
     describe(spec, () => {
       let dev: Device;

@@ -15,6 +15,7 @@ import { doctor } from '../lib/cli/doctor';
 import { checkUioDriver } from '../lib/pci';
 import { SysRoot } from '../lib/sysfs';
 import { Fixture } from './fixtures';
+import { itIf, needs, RUNS_IN } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -242,8 +243,8 @@ describe('openDevice: real addresses or an error, never silent sim', () => {
       isErr('ENODEV', /no device-visible memory: DMAPOOL_DEVICE is unset and \/dev\/udmabuf is missing/, /dmapool doctor.*DMAPOOL_DEVICE/));
   });
 
-  it('openDevice() with no arguments is auto: ENODEV on this host (no /dev/udmabuf)', function () {
-    if (fs.existsSync('/dev/udmabuf')) this.skip();
+  const noUdmabuf = needs.path('/dev/udmabuf', false, 'a machine without /dev/udmabuf', RUNS_IN.noUdmabuf);
+  itIf(noUdmabuf, 'openDevice() with no arguments is auto: ENODEV on this host (no /dev/udmabuf)', () => {
     assert.throws(() => openDevice(), isErr('ENODEV', /no device-visible memory/));
   });
 
@@ -271,8 +272,7 @@ describe('openDevice: real addresses or an error, never silent sim', () => {
     } finally { e.close(); }
   });
 
-  it('dmapool bench still runs on auto: it opts in to sim and says so', function () {
-    if (fs.existsSync('/dev/udmabuf')) this.skip();
+  itIf(noUdmabuf, 'dmapool bench still runs on auto: it opts in to sim and says so', () => {
     const env = { ...process.env };
     delete env.DMAPOOL_DEVICE;
     const out = spawnSync(process.execPath, [CLI, 'bench', '-n', '2000', '--reps', '1', '--warmups', '0', '--no-cold',

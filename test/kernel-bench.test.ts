@@ -15,6 +15,7 @@ import {
   buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, kernelRatios, kernelResults, parseBuildOutput,
   parseRunnerOutput,
 } from '../lib/cli/kernel-bench';
+import { itIf, requirement, RUNS_IN } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -376,15 +377,13 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     }
   });
 
-  it('the real mm/dmapool.c of 6.1 and 6.12 runs when its source is cached (small n)', function () {
-    const cached = fs.existsSync(cacheDir()) ? fs.readdirSync(cacheDir()).filter((d) => /^kernel-src-6\.1(2)?\.\d/.test(d) &&
-      fs.existsSync(path.join(cacheDir(), d, '.complete'))) : [];
-    if (!cached.length) {
-      console.log(`    (skipped: no linux-source cached in ${cacheDir()}; \`dmapool bench --kernel\` fetches it)`);
-      this.skip();
-    }
+  const cached = fs.existsSync(cacheDir()) ? fs.readdirSync(cacheDir()).filter((d) => /^kernel-src-6\.1(2)?\.\d/.test(d) &&
+    fs.existsSync(path.join(cacheDir(), d, '.complete'))) : [];
+  itIf(requirement('a cached Linux 6.1 or 6.12 source (`dmapool bench --kernel` fetches it)', RUNS_IN.kernelCache,
+    !cached.length && `no linux-source cached in ${cacheDir()}`), 'the real mm/dmapool.c of 6.1 and 6.12 runs when its source is cached (small n)', () => {
     const builds = buildKernelRunners(['6.1', '6.12'], { offline: true }).filter((b) => b.runner);
-    assert.ok(builds.length >= 1, 'a cached source must build');
+    const series = new Set(cached.map((d) => (d.startsWith('kernel-src-6.12.') ? '6.12' : '6.1')));
+    assert.deepEqual(builds.map((b) => b.series).sort(), [...series].sort(), 'every cached source must build');
     for (const b of builds) {
       const r = parseRunnerOutput(execFileSync(b.runner!, ['--n', '20000', '--reps', '1', '--warmups', '0', '--workloads',
         'seed-alloc,seed-free,free-random', ...(b.series === '6.12' ? ['--dmapool-test', '--dt-reps', '1'] : [])], { encoding: 'utf8' }));

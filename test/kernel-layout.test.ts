@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { DmaPoolError, poolGeometry } from '../lib';
+import { itIf, requirement, RUNS_IN } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PAGE = 4096;
@@ -55,12 +56,14 @@ describe('block layouts against the kernel\'s own mm/dmapool.c (6.1 legacy, 6.12
   const { found, why } = runners();
   const k61 = found.find((r) => r.series === '6.1');
   const k612 = found.find((r) => r.series === '6.12');
+  const runner = (series: string, r: Runner | undefined) => requirement(`the Linux ${series} mm/dmapool.c runner ` +
+    `(scripts/kernel-dmapool/build.sh ${series})`, RUNS_IN.kernelCache, !r && why);
 
-  it('legacyLayout = Linux 6.1 wherever 6.1\'s blocks stay inside the page; never a block past its end', function () {
-    if (!k61) { console.log(`      (skipped: no Linux 6.1 runner — ${why}; build it with scripts/kernel-dmapool/build.sh 6.1)`); return this.skip(); }
+  itIf(runner('6.1', k61), 'legacyLayout = Linux 6.1 wherever 6.1\'s blocks stay inside the page; never a block past its end', () => {
+    const k61r = k61!;
     let compared = 0, pastEnd = 0;
     for (const size of SIZES) for (const align of ALIGNS) for (const boundary of BOUNDARIES) {
-      const kernel = kernelLayout(k61.runner, size, align, boundary);
+      const kernel = kernelLayout(k61r.runner, size, align, boundary);
       const ours = ourLayout(size, align, boundary, true);
       const shape = `size ${size} align ${align} boundary ${boundary}`;
       if (kernel === undefined) { assert.equal(ours, undefined, `6.1 refuses ${shape}, we accept it`); continue; }
@@ -72,21 +75,23 @@ describe('block layouts against the kernel\'s own mm/dmapool.c (6.1 legacy, 6.12
       assert.deepEqual(ours, inside, `${shape}: 6.1 ${JSON.stringify(kernel)}`);
       compared++;
     }
-    console.log(`      ${compared} shapes identical to Linux ${k61.version}; ${pastEnd} blocks 6.1 places past the page end left out`);
+    console.log(`      ${compared} shapes identical to Linux ${k61r.version}; ${pastEnd} blocks 6.1 places past the page end left out`);
+    assert.ok(compared >= SIZES.length, `only ${compared} shapes compared`);
     assert.ok(pastEnd > 0, 'the table includes shapes where 6.1 runs past the page');
   });
 
-  it('the default layout = Linux 6.12 exactly', function () {
-    if (!k612) { console.log(`      (skipped: no Linux 6.12 runner — ${why}; build it with scripts/kernel-dmapool/build.sh 6.12)`); return this.skip(); }
+  itIf(runner('6.12', k612), 'the default layout = Linux 6.12 exactly', () => {
+    const k612r = k612!;
     let compared = 0;
     for (const size of SIZES) for (const align of ALIGNS) for (const boundary of BOUNDARIES) {
-      const kernel = kernelLayout(k612.runner, size, align, boundary);
+      const kernel = kernelLayout(k612r.runner, size, align, boundary);
       const ours = ourLayout(size, align, boundary, false);
       const shape = `size ${size} align ${align} boundary ${boundary}`;
       if (kernel === undefined) { assert.equal(ours, undefined, `6.12 refuses ${shape}, we accept it`); continue; }
       assert.deepEqual(ours, kernel, shape);
       compared++;
     }
-    console.log(`      ${compared} shapes identical to Linux ${k612.version}`);
+    console.log(`      ${compared} shapes identical to Linux ${k612r.version}`);
+    assert.ok(compared >= SIZES.length, `only ${compared} shapes compared`);
   });
 });

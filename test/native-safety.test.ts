@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { DmaPoolError } from '../lib/errors';
 import { addonPath, native, type NativeAddon } from '../lib/native';
 import * as U from '../lib/vfio/uapi';
+import { describeIf, freeHugePages, itIf, requirement, RUNS_IN, type Requirement } from './helpers';
 
 // ---- helpers for the child side ----------------------------------------------------------------
 
@@ -295,17 +296,19 @@ const CASES: Record<string, () => void | Promise<void>> = {
       // not mappable at all
       refuse('ENODEV', 'a directory', n.open(dir, c.O_RDONLY), 4096, 0);
       refuse('ENODEV', '/dev/null', n.open('/dev/null', c.O_RDWR), 4096, 0);
-      // a block device maps its page cache: past its end (an unbound loop device has none) is SIGBUS
-      const blk = fs.readdirSync('/dev').map((d) => `/dev/${d}`).find((p) => {
-        try { return fs.statSync(p).isBlockDevice(); } catch { return false; }
-      });
-      let bfd: number | undefined;
-      if (blk) try { bfd = n.open(blk, c.O_RDONLY | c.O_NONBLOCK); } catch { /* not openable here */ }
-      if (bfd !== undefined) refuse('ENODEV', `block device ${blk}`, bfd, 4096, 0);
-      else console.log(`      (no openable block device: that part is skipped)`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  },
+
+  /** 4b. mmapFd of a block device: it maps its page cache, and past its end (an unbound loop device has none) is SIGBUS. */
+  mmapFdBlockDevice() {
+    const n = native();
+    const c = n.constants;
+    const blk = openableBlockDevice();
+    assert.ok(blk, 'the parent found an openable block device');
+    expectErr(() => { const m = n.mmapFd(n.open(blk, c.O_RDONLY | c.O_NONBLOCK), 4096, 0, c.PROT_READ, c.MAP_SHARED); n.mmioRead(m.id, 4088, 8); },
+      'ENODEV', `block device ${blk}`);
   },
 
   /** 5. close of descriptors the shim did not open (old: close((int)2^32 + fd) closed fd). */
@@ -750,21 +753,43 @@ function itCase(title: string, name: keyof typeof CASES): void {
   });
 }
 
-/** Reserves a few huge pages for the hugetlb case when none are (root only); restores the count after. */
-function withHugePages(): { ok: boolean; reason?: string; restore(): void } {
-  const file = '/proc/sys/vm/nr_hugepages';
-  let before: string;
-  try { before = fs.readFileSync(file, 'utf8').trim(); } catch { return { ok: false, reason: `${file} is unreadable`, restore() {} }; }
-  const free = () => Number(/HugePages_Free:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
-  if (free() >= 2) return { ok: true, restore() {} };
-  try {
-    fs.writeFileSync(file, String(Number(before) + 4));
-  } catch (e) {
-    return { ok: false, reason: `no free huge pages and ${file} is not writable (${(e as Error).message})`, restore() {} };
+/** The first block device under /dev that opens read-only (loop devices exist on most hosts; root opens them). */
+function openableBlockDevice(): string | undefined {
+  for (const d of fs.readdirSync('/dev')) {
+    const p = `/dev/${d}`;
+    try {
+      if (!fs.statSync(p).isBlockDevice()) continue;
+      fs.closeSync(fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
+      return p;
+    } catch { /* not a block device, or not openable here */ }
   }
-  const restore = () => { try { fs.writeFileSync(file, before); } catch { /* leave it */ } };
-  if (free() < 2) { restore(); return { ok: false, reason: 'the kernel could not reserve huge pages', restore() {} }; }
-  return { ok: true, restore };
+  return undefined;
+}
+
+const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+
+/** Two free 2 MiB huge pages, or the right to reserve them (checked without reserving anything). */
+function hugePagesRequirement(): Requirement {
+  let unmet: string | undefined;
+  if (freeHugePages() < 2) {
+    try { fs.accessSync(NR_HUGEPAGES, fs.constants.W_OK); } catch (e) {
+      unmet = `no free huge pages and ${NR_HUGEPAGES} is not writable (${(e as Error).message})`;
+    }
+  }
+  return requirement('two free 2 MiB huge pages (or root to reserve them)', RUNS_IN.rootHost, unmet);
+}
+
+/** Reserves a few huge pages when fewer than two are free; the returned function restores the count. */
+function reserveHugePages(): () => void {
+  if (freeHugePages() >= 2) return () => {};
+  const before = fs.readFileSync(NR_HUGEPAGES, 'utf8').trim();
+  const restore = () => { try { fs.writeFileSync(NR_HUGEPAGES, before); } catch { /* leave it */ } };
+  fs.writeFileSync(NR_HUGEPAGES, String(Number(before) + 4));
+  if (freeHugePages() < 2) {
+    restore();
+    throw new Error(`the kernel could not reserve 2 huge pages (${NR_HUGEPAGES} was ${before}): memory too fragmented?`);
+  }
+  return restore;
 }
 
 if (require.main === module) {
@@ -783,21 +808,23 @@ if (require.main === module) {
     itCase('1. MMIO outside the mapping, bad widths and values, unknown and read-only mappings: EINVAL/EBADF', 'mmio');
     itCase('2. mapAnonymous with negative, huge, non-integer sizes, bad alignments and options: EINVAL', 'mapAnonymous');
     itCase('3. unmap of anything but a live mapping id returns false or throws EINVAL and unmaps nothing', 'unmap');
-    itCase('4. mmapFd beyond EOF, of shrinkable files, /dev/zero at an offset, block devices, foreign fds: EINVAL/ENODEV/EBADF', 'mmapFd');
+    itCase('4. mmapFd beyond EOF, of shrinkable files, /dev/zero at an offset, foreign fds: EINVAL/ENODEV/EBADF', 'mmapFd');
+    const blk = openableBlockDevice();
+    itIf(requirement('a block device this process can open (any under /dev; root opens the loop devices)', RUNS_IN.rootHost,
+      !blk && 'none under /dev opens here'), '4b. mmapFd of a block device: ENODEV, never a mapping that SIGBUSes', function () {
+      const r = runCase('mmapFdBlockDevice');
+      assert.ok(r.status === 0 && r.signal === null, `child exited with status ${r.status}, signal ${r.signal}\n${r.stderr.slice(-4000)}`);
+    });
     itCase('5. close of 2^32 + fd, of fds the shim did not open, double close: EINVAL/EBADF, nothing closed', 'close');
     itCase('6. ioctl with short buffers, unlisted requests, integer arguments ≥ 4096: EINVAL before any syscall', 'ioctl');
     itCase('7. wrong argument types anywhere: EINVAL, never an abort; SharedArrayBuffer views work', 'types');
     itCase('8. subBuffer covers its range; unmap/releaseBuffer detach; an escaped buffer outlives unmap harmlessly', 'subBuffer');
     itCase('9. every mapping the shim makes is MADV_DONTFORK', 'dontfork');
-    describe('hugetlb', function () {
-      let hp: ReturnType<typeof withHugePages> | undefined;
-      before(function () { hp = withHugePages(); });
-      after(function () { hp?.restore(); });
+    describeIf(hugePagesRequirement(), 'hugetlb', function () {
+      let restore = () => {};
+      before(function () { restore = reserveHugePages(); });
+      after(function () { restore(); });
       it('9b. hugetlb mappings are MADV_DONTFORK; hugetlbfs files map whole huge pages only', function () {
-        if (!hp?.ok) {
-          console.log(`      skipped: ${hp?.reason}`);
-          this.skip();
-        }
         const r = runCase('dontforkHugetlb');
         assert.ok(r.status === 0 && r.signal === null, `child exited with status ${r.status}, signal ${r.signal}\n${r.stderr.slice(-4000)}`);
       });

@@ -1,7 +1,7 @@
 /**
- * Physical-memory providers. On the host (as root) pagemap translation and the UIO/u-dma-buf
- * providers run for real against fixture sysfs trees (real memory, real pagemap; only the PCI
- * device and the u-dma-buf node are stand-ins). In the VM test bed (guest B) the UIO provider
+ * Physical-memory providers. pagemap translation runs against fixture pagemap files everywhere;
+ * as root, on real memory too, and the UIO provider runs for real against fixture sysfs trees
+ * (real memory, real pagemap; only the PCI device and the u-dma-buf node are stand-ins). In the VM test bed (guest B) the UIO provider
  * also runs in 4 KiB mode against the real edu device.
  */
 import assert from 'node:assert/strict';
@@ -13,14 +13,52 @@ import { UDmaBufProvider } from '../lib/providers/u-dma-buf';
 import { UioProvider } from '../lib/providers/uio';
 import { Edu } from './edu';
 import { Fixture } from './fixtures';
+import { describeIf, envValue, needs, RUNS_IN } from './helpers';
 
-const isRoot = process.getuid?.() === 0;
+/** A fixture /proc/self/pagemap whose entries for the pages at `address` are `entries` (sparse elsewhere). */
+function pagemapFixture(address: bigint, entries: bigint[]): Fixture {
+  const fx = new Fixture().file('/proc/self/pagemap', '');
+  const buf = Buffer.alloc(entries.length * 8);
+  entries.forEach((e, i) => buf.writeBigUInt64LE(e, i * 8));
+  const fd = fs.openSync(fx.sys.path('/proc/self/pagemap'), 'r+');
+  try { fs.writeSync(fd, buf, 0, buf.length, Number(address / 4096n) * 8); } finally { fs.closeSync(fd); }
+  return fx;
+}
+const PRESENT = 1n << 63n;
+const AT = 0x4000_0000n; // any page-aligned address: the fixture file decides what it maps to
 
-describe('pagemap translation', function () {
-  before(function () {
-    if (!isRoot) { console.log('  (skipped: pagemap PFNs need CAP_SYS_ADMIN; run as root)'); this.skip(); }
+describe('pagemap translation (fixture pagemap: the entries are ours, so every case is decided)', () => {
+  it('reads present PFNs as physical addresses, one per unit, and accepts a contiguous run as one unit', () => {
+    const fx = pagemapFixture(AT, Array.from({ length: 16 }, (_, i) => PRESENT | BigInt(0x12340 + i)));
+    try {
+      assert.deepEqual(Array.from(translate(AT, 16 * 4096, 4096, fx.sys)), Array.from({ length: 16 }, (_, i) => (0x12340 + i) * 4096));
+      assert.deepEqual(Array.from(translate(AT, 16 * 4096, 16 * 4096, fx.sys)), [0x12340 * 4096]);
+    } finally { fx.cleanup(); }
   });
 
+  it('refuses to call a scattered region contiguous', () => {
+    // pages 0..7 contiguous, page 8 elsewhere: fine per 4 KiB and per 32 KiB unit, not per 64 KiB
+    const pfns = Array.from({ length: 16 }, (_, i) => BigInt(i === 8 ? 0x90000 : 0x12340 + i));
+    const fx = pagemapFixture(AT, pfns.map((p) => PRESENT | p));
+    try {
+      assert.equal(translate(AT, 16 * 4096, 4096, fx.sys).length, 16);
+      assert.throws(() => translate(AT, 16 * 4096, 16 * 4096, fx.sys), (e: unknown) => e instanceof DmaPoolError &&
+        e.code === 'EFAULT' && /memory at 0x40008000 is not physically contiguous within its 65536-byte unit/.test(e.message));
+      assert.throws(() => translate(AT, 16 * 4096, 8 * 4096, fx.sys), /0x40009000 is not physically contiguous within its 32768-byte unit/,
+        'the second 32 KiB unit starts at the stray page: page 9 does not follow it');
+    } finally { fx.cleanup(); }
+  });
+
+  it('says that PFN 0 means hidden physical addresses (no CAP_SYS_ADMIN), with the fix', () => {
+    const fx = pagemapFixture(AT, [PRESENT]);
+    try {
+      assert.throws(() => translate(AT, 4096, 4096, fx.sys), (e: unknown) => e instanceof DmaPoolError && e.code === 'EFAULT' &&
+        /PFN 0: physical addresses are hidden/.test(e.message) && /CAP_SYS_ADMIN/.test(e.hint ?? ''));
+    } finally { fx.cleanup(); }
+  });
+});
+
+describeIf(needs.root(), 'pagemap translation of real memory', () => {
   it('translates mlocked memory to present, page-aligned, distinct physical addresses in one read', () => {
     const m = native().mapAnonymous(64 * 4096, 4096, { populate: true, lock: 2 });
     try {
@@ -32,25 +70,11 @@ describe('pagemap translation', function () {
       native().unmap(m.id);
     }
   });
-
-  it('refuses to call a scattered region contiguous', () => {
-    const m = native().mapAnonymous(64 * 4096, 4096, { populate: true, lock: 2 });
-    try {
-      const phys = translate(m.address, 64 * 4096, 4096);
-      let contiguous = true;
-      for (let i = 1; i < 64; i++) if (phys[i] !== phys[0] + i * 4096) contiguous = false;
-      if (contiguous) return; // the kernel happened to hand out contiguous pages; nothing to refuse
-      assert.throws(() => translate(m.address, 64 * 4096, 64 * 4096), /not physically contiguous/);
-    } finally {
-      native().unmap(m.id);
-    }
-  });
 });
 
-describe('uio provider (fixture device, real memory and pagemap)', function () {
+describeIf(needs.root(), 'uio provider (fixture device, real memory and pagemap)', function () {
   let fx: Fixture;
   before(function () {
-    if (!isRoot) { console.log('  (skipped: pagemap PFNs need CAP_SYS_ADMIN; run as root)'); this.skip(); }
     fx = new Fixture().pci({ bdf: '0000:00:04.0', driver: 'uio_pci_generic' })
       .file('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', '0\n')
       .link('/proc/self/pagemap', '/proc/self/pagemap');
@@ -88,7 +112,9 @@ describe('uio provider (fixture device, real memory and pagemap)', function () {
       dev.close();
     }
   });
+});
 
+describe('uio provider refuses functions a kernel driver owns or an IOMMU translates (fixture)', () => {
   it('refuses a device behind a translating IOMMU (physical addresses would be wrong for it)', () => {
     const fx2 = new Fixture().pci({ bdf: '0000:00:05.0', driver: 'uio_pci_generic', group: 7 })
       .file('/sys/kernel/iommu_groups/7/type', 'DMA-FQ\n')
@@ -100,9 +126,7 @@ describe('uio provider (fixture device, real memory and pagemap)', function () {
       fx2.cleanup();
     }
   });
-});
 
-describe('uio provider refuses functions a kernel driver owns (fixture)', () => {
   for (const driver of ['virtio-pci', 'nvme', 'vfio-pci', undefined]) {
     it(`${driver ?? 'no driver'}: ENODEV naming the driver, with the bind command as the fix`, () => {
       const fx = new Fixture().pci({ bdf: '0000:00:02.0', cls: '0x010000', ...(driver ? { driver } : {}) })
@@ -177,14 +201,10 @@ describe('u-dma-buf provider (fixture: a sealed memfd stands in for /dev/udmabuf
   });
 });
 
-describe('physical memory with a real device (guest B: edu on uio_pci_generic, no IOMMU)', function () {
-  const bdf = process.env.DMAPOOL_UIO_BDF;
-  before(function () {
-    if (!bdf) { console.log('  (skipped: DMAPOOL_UIO_BDF is not set — runs in the VM test bed, guest B)'); this.skip(); }
-  });
-
+describeIf(needs.env('DMAPOOL_UIO_BDF', 'the edu device on uio_pci_generic', RUNS_IN.guestB),
+  'physical memory with a real device (guest B: edu on uio_pci_generic, no IOMMU)', function () {
   it('4 KiB mode: the device copies between blocks on different physical pages', () => {
-    const dev = openDevice(`uio:${bdf}`, { hugepages: false });
+    const dev = openDevice(`uio:${envValue('DMAPOOL_UIO_BDF')}`, { hugepages: false });
     try {
       const edu = new Edu(dev.pci());
       const pool = dev.createPool('uio4k', 1024);
@@ -203,11 +223,14 @@ describe('physical memory with a real device (guest B: edu on uio_pci_generic, n
       dev.close();
     }
   });
+});
 
-  it('udmabuf: says whether huge-page memfds work and keeps a dma-buf per slab', () => {
-    if (!fs.existsSync('/dev/udmabuf')) return assert.fail('guest B must have /dev/udmabuf');
+describeIf(needs.testDevice('udmabuf', RUNS_IN.guestB, (s) => s === 'udmabuf'), 'udmabuf on a real kernel (guest B)', () => {
+  it('says whether huge-page memfds work and keeps a dma-buf per slab', () => {
     const dev = openDevice('udmabuf');
     try {
+      assert.match(dev.provider.description, /2 MiB huge pages|this kernel's udmabuf rejects huge-page memfds/,
+        'the description must say which way huge-page memfds went');
       const pool = dev.createPool('u', 2048);
       const d = pool.alloc();
       assert.equal(dev.provider.slabCount, 1);

@@ -166,8 +166,7 @@ for (const spec of deviceSpecs()) {
         const live = new Set<number>();
         const scribble = () => {
           // overwrite every page entirely except the live blocks, as a runaway device would
-          for (const c of (pool as unknown as { pages: { chunks: { slab: { buffer: ArrayBuffer }; offset: number }[] } }).pages.chunks) {
-            const page = new Uint8Array(c.slab.buffer, c.offset, 4096);
+          for (const page of pool.devicePages()) {
             const saved = new Map<number, Uint8Array>();
             for (const d of live) { const v = pool.view(d); saved.set(d, v.slice()); }
             for (let i = 0; i < page.length; i++) page[i] = (rand() * 256) | 0;
@@ -201,8 +200,8 @@ for (const spec of deviceSpecs()) {
           assert.equal(reports.length, 0);
           pool.view(c).fill(1);
           pool.free(c);
-          const chunk = (pool as unknown as { pages: { chunks: { slab: { buffer: ArrayBuffer }; offset: number }[] } }).pages.chunks[0];
-          const page = new Uint8Array(chunk.slab.buffer, chunk.offset, 4096);
+          const [page] = pool.devicePages();
+          assert.equal(page.length, 4096);
           assert.ok(page.subarray(c - a, c - a + 64).every((x) => x === POOL_POISON_FREED));
           page[c - a + 10] = 0x00; // a device writes into a free block
           const d = pool.alloc();
@@ -224,14 +223,16 @@ for (const spec of deviceSpecs()) {
       it('frees in any order (ascending, descending, random) and reuses every page', () => withDevice(spec, (dev) => {
         const pool = dev.createPool('orders', 100, { index, align: 4 });
         const n = 3000;
+        let pages = -1;
         for (const order of ['asc', 'desc', 'random']) {
           const blocks = Float64Array.from({ length: n }, () => pool.alloc());
-          const pagesAfterFirst = pool.stats.pages;
+          if (pages < 0) pages = pool.stats.pages; // the first fill maps the pages ...
+          else assert.equal(pool.stats.pages, pages, `refill after ${order === 'desc' ? 'an ascending' : 'a descending'} free maps no new page`);
           if (order === 'desc') blocks.reverse();
           if (order === 'random') shuffle(blocks, rng(3));
           for (const d of blocks) pool.free(d);
-          assert.equal(pool.stats.inUse, 0);
-          assert.equal(pool.stats.pages, pagesAfterFirst);
+          assert.equal(pool.stats.inUse, 0, order);
+          assert.equal(pool.stats.pages, pages, 'free keeps pages until destroy');
           pool.check();
         }
       }));

@@ -1607,7 +1607,7 @@ export class ApiFuzzer {
    * (allocChunk reclaims) must leave no page quarantined. Reported as a note when no GC handle exists.
    */
   private async checkReclaim(): Promise<void> {
-    const quarantined = (dm: DevM) => (dm.dev.provider as unknown as { quarantined?: number }).quarantined ?? 0;
+    const quarantined = (dm: DevM) => dm.dev.provider.quarantined;
     let before = 0;
     for (const dm of this.openDevices()) before += quarantined(dm);
     this.notes['pages quarantined before the final GC'] = before;
