@@ -2,9 +2,9 @@
 # Checks one built addon (unstripped) before it is shipped or tested:
 #  - its ELF machine is the architecture asked for (x64: Advanced Micro Devices X86-64, arm64: AArch64);
 #  - its MMIO accessors (mmioRead/mmioWrite in native/memory.cc, accessors in native/mmio.h) are
-#    fenced for the device as observer: arm64 `dmb osh` before and after the access and no
-#    inner-shareable-only `dmb ish` there; x86-64 `mfence` before and after. Every access width
-#    is present as a single load/store.
+#    fenced for the device as observer: x86-64 two `mfence`; arm64 no inner-shareable-only
+#    `dmb ish`, every width as one plain `ldr*/str* reg, [xN]`, and on every control-flow path a
+#    `dmb osh` before and after each access (scripts/prebuild-verify-order.py).
 #  - the highest glibc symbol version it needs (printed).
 # usage: scripts/prebuild-verify.sh FILE.node x64|arm64
 set -euo pipefail
@@ -36,10 +36,10 @@ for fn in MmioRead MmioWrite; do
     for op in $ops; do
       grep -qE "[[:space:]]$op[[:space:]]+[wx][0-9]+, \[x[0-9]+\]$" <<<"$dis" || fail "dmapool::$fn: no plain '$op reg, [xN]' access"
     done
-    # the access sits between two barriers: first and last barrier enclose every plain access
+    # on every control-flow path: a dmb osh between the entry and each access, and one after it
+    order=$(python3 "$(dirname "$0")/prebuild-verify-order.py" "$ops" <<<"$dis" 2>&1) || fail "dmapool::$fn: $order"
   fi
-  # order check: a barrier, then the access(es), then a barrier (on the instruction stream)
-  echo "  $fn: $n × ${fence%%[*}$( [[ $arch == arm64 ]] && echo ' osh' ) barriers" >&2
+  echo "  $fn: $n × $( [[ $arch == arm64 ]] && echo "dmb osh; $order" || echo mfence )" >&2
 done
 glibc=$(objdump -T "$file" 2>/dev/null | grep -oE 'GLIBC_[0-9.]+' | sort -t. -k1,1 -k2,2n -k3,3n -uV | tail -1 || true)
 echo "prebuild-verify: $file: $got, MMIO fenced, needs ${glibc:-no versioned glibc symbols}" >&2
