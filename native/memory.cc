@@ -13,11 +13,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 
+#include "mmio.h"
 #include "shim.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -307,8 +307,9 @@ static Napi::Value MappingInfo(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// MMIO: one volatile access of 1/2/4/8 bytes at mapping[offset], fenced on both sides, so a
-// device register sees exactly one access of that width in program order.
+// MMIO: one access of 1/2/4/8 bytes at mapping[offset], fenced on both sides for the device as
+// observer (native/mmio.h: mfence on x86-64, dmb osh on arm64), so a device register sees exactly
+// one access of that width, in program order with the DMA-memory accesses around it.
 static volatile uint8_t* MmioPtr(const Args& a, size_t* width, bool write) {
   *width = (size_t)a.Int(2 + (write ? 1 : 0), "width", 1, 8);
   if (*width != 1 && *width != 2 && *width != 4 && *width != 8) ThrowArg(a.env(), a.fn, "width must be 1, 2, 4 or 8");
@@ -325,15 +326,15 @@ static Napi::Value MmioRead(const Napi::CallbackInfo& info) {
   Args a{info, "mmioRead"};
   size_t w;
   volatile uint8_t* p = MmioPtr(a, &w, false);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  mmio::Fence();
   uint64_t v = 0;
   switch (w) {
-    case 1: v = *(volatile uint8_t*)p; break;
-    case 2: v = *(volatile uint16_t*)p; break;
-    case 4: v = *(volatile uint32_t*)p; break;
-    default: v = *(volatile uint64_t*)p; break;
+    case 1: v = mmio::Read8(p); break;
+    case 2: v = mmio::Read16(p); break;
+    case 4: v = mmio::Read32(p); break;
+    default: v = mmio::Read64(p); break;
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  mmio::Fence();
   return Napi::BigInt::New(info.Env(), v);
 }
 
@@ -353,14 +354,14 @@ static Napi::Value MmioWrite(const Napi::CallbackInfo& info) {
     v = (uint64_t)a.Int(2, "value", 0, kMaxSafe);
   }
   if (w < 8 && (v >> (8 * w)) != 0) ThrowArg(env, a.fn, "value does not fit in " + std::to_string(w) + " bytes");
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  mmio::Fence();
   switch (w) {
-    case 1: *(volatile uint8_t*)p = (uint8_t)v; break;
-    case 2: *(volatile uint16_t*)p = (uint16_t)v; break;
-    case 4: *(volatile uint32_t*)p = (uint32_t)v; break;
-    default: *(volatile uint64_t*)p = v; break;
+    case 1: mmio::Write8(p, (uint8_t)v); break;
+    case 2: mmio::Write16(p, (uint16_t)v); break;
+    case 4: mmio::Write32(p, (uint32_t)v); break;
+    default: mmio::Write64(p, v); break;
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  mmio::Fence();
   return env.Undefined();
 }
 

@@ -79,7 +79,7 @@ describe('bench', () => {
     try {
       const f = await writeScaling(pts, dir, 'test');
       const csv = fs.readFileSync(f.csv, 'utf8').trim().split('\n');
-      assert.equal(csv[0], 'strategy,op,n,ns_per_op');
+      assert.equal(csv[0], 'strategy,op,n,ns_per_op,ns_min,ns_max,runs');
       assert.equal(csv.length, 9);
       const svg = fs.readFileSync(f.svg, 'utf8');
       assert.match(svg, /^<svg /);

@@ -13,7 +13,7 @@ import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor, parseSize 
 import { DmaPoolError } from '../errors';
 import { isKernelOwned, normalizeBdf, pciInfo } from '../pci';
 import { SysRoot } from '../sysfs';
-import { DEFAULT_NS, runScaling, writeScaling } from './scaling';
+import { DEFAULT_NS, loadChartLibraries, runScaling, writeScaling } from './scaling';
 import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
   runKernelBench } from './kernel-bench';
 
@@ -270,6 +270,7 @@ export function main(argv: string[]): void {
     });
 
   async function scalingCommand(o: { device: string; strategies: IndexKind[]; scaling: string | true; json?: boolean }) {
+    const chart = await loadChartLibraries();   // before measuring: a missing optional dependency fails fast
     const dev = openBenchDevice(o.device);
     const provider = dev.spec;
     if (!o.json) process.stderr.write(`provider: ${dev.provider.description}${dev.reason ? `\n${dev.reason}` : ''}\n`);
@@ -283,7 +284,7 @@ export function main(argv: string[]): void {
     const points = runScaling(provider, o.strategies, DEFAULT_NS, 5, (label) => bar?.increment({ label }));
     bar?.stop();
     const m = machineInfo();
-    const files = await writeScaling(points, dir, `dmapool page-index scaling — ${m.cpu}, ${m.nproc} cores, Node ${m.node}`, provider);
+    const files = await writeScaling(points, dir, `dmapool page-index scaling — ${m.cpu}, ${m.nproc} cores, Node ${m.node}`, provider, chart);
     if (o.json) { process.stdout.write(JSON.stringify({ machine: m, provider, points }, null, 2) + '\n'); return; }
     console.log(`wrote ${files.csv} and ${files.svg}`);
     for (const s of o.strategies) {

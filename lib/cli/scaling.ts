@@ -1,11 +1,16 @@
 /**
  * Scaling curves: ns per alloc and per free vs block count n (10^3 … 10^6, log steps) for every
  * strategy, written as CSV and as an SVG chart rendered headless by vega-lite + vega (log axes),
- * so O(pages) vs O(log pages) vs O(1) is visible at a glance.
+ * so O(pages) vs O(log pages) vs O(1) is visible at a glance. Each point is the median of its
+ * rounds with the min–max of those rounds drawn as a band.
+ *
+ * vega and vega-lite are optional peer dependencies: a library user never installs or loads
+ * them; `bench --scaling` loads them first (loadChartLibraries) and says how to install them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { median, STRATEGIES } from './bench';
+import { DmaPoolError } from '../errors';
 import type { Device } from '../device';
 import { openDevice } from '../open';
 import type { IndexKind } from '../index/page-index';
@@ -14,7 +19,13 @@ export interface ScalingPoint {
   strategy: IndexKind;
   op: 'alloc' | 'free';
   n: number;
+  /** Median over the timed rounds. */
   ns_per_op: number;
+  /** Fastest and slowest timed round (the chart's band). */
+  ns_min: number;
+  ns_max: number;
+  /** Timed rounds behind the point. */
+  runs: number;
 }
 
 export const DEFAULT_NS = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6];
@@ -49,8 +60,8 @@ export function runScaling(provider: string, strategies: readonly IndexKind[] = 
         for (let i = 0; i < warm; i++) round(dev, strategy, n, dma);
         const a: number[] = [], f: number[] = [];
         for (let i = 0; i < r; i++) { const [x, y] = round(dev, strategy, n, dma); a.push(x); f.push(y); }
-        out.push({ strategy, op: 'alloc', n, ns_per_op: median(a) });
-        out.push({ strategy, op: 'free', n, ns_per_op: median(f) });
+        out.push({ strategy, op: 'alloc', n, ns_per_op: median(a), ns_min: Math.min(...a), ns_max: Math.max(...a), runs: r });
+        out.push({ strategy, op: 'free', n, ns_per_op: median(f), ns_min: Math.min(...f), ns_max: Math.max(...f), runs: r });
         tick?.(`${strategy} n=${n}`);
       }
     }
@@ -61,35 +72,76 @@ export function runScaling(provider: string, strategies: readonly IndexKind[] = 
 }
 
 export function toCsv(points: ScalingPoint[]): string {
-  return 'strategy,op,n,ns_per_op\n' + points.map((p) => `${p.strategy},${p.op},${p.n},${p.ns_per_op.toFixed(1)}`).join('\n') + '\n';
+  return 'strategy,op,n,ns_per_op,ns_min,ns_max,runs\n' + points.map((p) =>
+    `${p.strategy},${p.op},${p.n},${p.ns_per_op.toFixed(1)},${p.ns_min.toFixed(1)},${p.ns_max.toFixed(1)},${p.runs}`).join('\n') + '\n';
 }
 
-/** The vega-lite spec of the chart: one panel per operation, log–log, a line per strategy. */
+const ORDER: string[] = [...STRATEGIES]; // legend order: the one strategy list
+
+/**
+ * The vega-lite spec of the chart: one panel per operation, log–log; per strategy a line with its
+ * own colour, dash and marker shape (rbtree and stack stay apart in grey print too) over a band
+ * from the fastest to the slowest round; x ticks exactly at the measured n.
+ */
 export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim'): object {
+  const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
+  const strategy = { field: 'strategy', type: 'nominal', sort: ORDER, title: 'index' };
+  const rounds = [...new Set(points.map((p) => p.runs))].sort((a, b) => a - b);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle: `ns per operation vs blocks in the pool (log–log); size 128, ${provider} provider` },
+    title: { text: title, subtitle: [
+      `ns per operation vs blocks in the pool (log–log); size 128, ${provider} provider`,
+      `line: median of ${rounds.join('/')} timed rounds per point; band: fastest–slowest round`] },
     data: { values: points },
     facet: { column: { field: 'op', type: 'nominal', title: null, sort: ['alloc', 'free'],
       header: { labelExpr: "datum.value == 'alloc' ? 'n × alloc (fresh pool)' : 'n × free'", labelFontSize: 13 } } },
     spec: {
       width: 360, height: 280,
-      mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'n', type: 'quantitative', scale: { type: 'log' }, title: 'blocks (n)', axis: { format: '~s' } },
-        y: { field: 'ns_per_op', type: 'quantitative', scale: { type: 'log' }, title: 'ns per operation' },
-        color: { field: 'strategy', type: 'nominal', sort: [...STRATEGIES], title: 'index' },
-        tooltip: [{ field: 'strategy' }, { field: 'n' }, { field: 'ns_per_op', format: '.1f' }],
+        x: { field: 'n', type: 'quantitative', scale: { type: 'log', domain: [ns[0], ns[ns.length - 1]], nice: false },
+          title: 'blocks (n)', axis: { values: ns, format: '~s', grid: true } },
+        color: { ...strategy, scale: { range: ['#d62728', '#1f77b4', '#ff7f0e', '#2ca02c'] } },
       },
+      layer: [
+        { mark: { type: 'area', opacity: 0.18 },
+          encoding: { y: { field: 'ns_min', type: 'quantitative', scale: { type: 'log' }, title: 'ns per operation' },
+            y2: { field: 'ns_max' } } },
+        { mark: { type: 'line', strokeWidth: 1.8 },
+          encoding: { y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
+            strokeDash: { ...strategy, scale: { range: [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]] } } } },
+        { mark: { type: 'point', filled: true, size: 45, opacity: 1 },
+          encoding: { y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
+            shape: { ...strategy, scale: { range: ['square', 'circle', 'triangle-up', 'diamond'] } },
+            tooltip: [{ field: 'strategy' }, { field: 'n' }, { field: 'ns_per_op', format: '.1f' },
+              { field: 'ns_min', format: '.1f' }, { field: 'ns_max', format: '.1f' }, { field: 'runs' }] } },
+      ],
     },
-    config: { background: 'white' },
+    config: { background: 'white', legend: { symbolStrokeWidth: 1.8 } },
   };
 }
 
+type ChartLibraries = { vl: typeof import('vega-lite'); vega: typeof import('vega') };
+
+/**
+ * Loads vega-lite and vega (optional peer dependencies; only the chart needs them). Absent, a
+ * DmaPoolError ENOENT whose hint is the one install line. `load` is the seam tests replace.
+ */
+export async function loadChartLibraries(load: (name: string) => Promise<unknown> = (name) => import(name)): Promise<ChartLibraries> {
+  try {
+    const vl = await load('vega-lite') as ChartLibraries['vl'];
+    const vega = await load('vega') as ChartLibraries['vega'];
+    return { vl, vega };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw e;
+    throw new DmaPoolError('ENOENT', 'bench --scaling draws its chart with vega and vega-lite, which are not installed (optional: the library does not need them)',
+      { hint: 'npm install vega@^6 vega-lite@^6', cause: e });
+  }
+}
+
 /** Renders the chart to SVG headless (vega's SVG renderer needs no canvas). */
-export async function renderSvg(points: ScalingPoint[], title: string, provider = 'sim'): Promise<string> {
-  const vl = await import('vega-lite');
-  const vega = await import('vega');
+export async function renderSvg(points: ScalingPoint[], title: string, provider = 'sim', libs?: ChartLibraries): Promise<string> {
+  const { vl, vega } = libs ?? await loadChartLibraries();
   const compiled = vl.compile(chartSpec(points, title, provider) as Parameters<typeof vl.compile>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   const svg = await view.toSVG();
@@ -97,11 +149,12 @@ export async function renderSvg(points: ScalingPoint[], title: string, provider 
   return svg;
 }
 
-export async function writeScaling(points: ScalingPoint[], dir: string, title: string, provider = 'sim'): Promise<{ csv: string; svg: string }> {
+export async function writeScaling(points: ScalingPoint[], dir: string, title: string, provider = 'sim', libs?: ChartLibraries): Promise<{ csv: string; svg: string }> {
+  const svgText = await renderSvg(points, title, provider, libs);
   fs.mkdirSync(dir, { recursive: true });
   const csv = path.join(dir, 'scaling.csv');
   const svg = path.join(dir, 'scaling.svg');
   fs.writeFileSync(csv, toCsv(points));
-  fs.writeFileSync(svg, await renderSvg(points, title, provider));
+  fs.writeFileSync(svg, svgText);
   return { csv, svg };
 }
