@@ -273,6 +273,18 @@ describe('interrupts from a real device (QEMU edu)', function () {
             // nothing more arrives
             await new Promise((r) => setTimeout(r, 200));
             assert.equal(v.poll(), 0);
+            // a figure for the report (emulated: QEMU TCG), not a bar: raise → wait() resolved
+            const lat: number[] = [];
+            for (let i = 0; i < 50; i++) {
+              const w = next(v);
+              const t0 = process.hrtime.bigint();
+              engine.raise(1);
+              assert.equal(await w, 1);
+              lat.push(Number(process.hrtime.bigint() - t0) / 1000);
+              engine.ack(1);
+            }
+            lat.sort((x, y) => x - y);
+            console.log(`      MSI raise → wait() resolved (emulated): median ${lat[25].toFixed(0)} µs, p90 ${lat[45].toFixed(0)} µs over 50`);
           } finally {
             irqs.close();
           }
@@ -390,4 +402,92 @@ describe('interrupts from a real device (QEMU edu)', function () {
       });
     });
   }
+});
+
+// ---- MSI-X on guest A's emulated NVMe controller (edu has no MSI-X) ---------------------------
+
+const nvme = process.env.DMAPOOL_VFIO_BDF2;
+
+describe('interrupts: MSI-X (QEMU NVMe controller on vfio-pci)', function () {
+  if (!nvme) {
+    it('needs the NVMe controller on vfio-pci (DMAPOOL_VFIO_BDF2)', function () {
+      this.skip();
+    });
+    return;
+  }
+  let dev: Device;
+  before(() => {
+    dev = openDevice(`vfio:${nvme}`);
+  });
+  after(() => {
+    try { dev.close(); } catch { /* a failed test left blocks busy */ }
+  });
+
+  it('every vector has its own eventfd: the kernel\'s loopback trigger of vector k wakes only vector k', async () => {
+    const pci = dev.pci() as import('../lib/vfio/vfio').VfioPciDevice;
+    const info = pci.irqInfo('msix');
+    assert.ok(info.count >= 4, `MSI-X vectors: ${info.count}`);
+    const irqs = pci.enableInterrupts('msix', 4);
+    try {
+      const n = native();
+      for (const k of [2, 0, 3, 1]) {
+        const waits = irqs.vectors.map((v) => v.wait(AbortSignal.timeout(300)).catch(() => 0));
+        // VFIO_DEVICE_SET_IRQS, DATA_NONE + TRIGGER on one vector: the kernel signals its eventfd
+        n.vfioSetIrqs(pci.fd, n.irqConstants.VFIO_PCI_MSIX_IRQ_INDEX, n.irqConstants.VFIO_IRQ_SET_ACTION_TRIGGER, k, 1);
+        const got = await Promise.all(waits);
+        assert.deepEqual(got, [0, 1, 2, 3].map((i) => (i === k ? 1 : 0)), `trigger of vector ${k}`);
+      }
+    } finally {
+      irqs.close();
+    }
+  });
+
+  it('a real MSI-X interrupt: the admin completion of Identify Controller arrives on vector 0', async () => {
+    const pci = dev.pci();
+    const bar = 0;
+    const cap = pci.read64(bar, 0x00);
+    const dstrd = Number((cap >> 32n) & 0xfn);
+    const timeoutMs = Number((cap >> 24n) & 0xffn) * 500 + 5000;
+    const waitRdy = async (want: number) => {
+      const end = Date.now() + timeoutMs;
+      while ((pci.read32(bar, 0x1c) & 1) !== want) {
+        if (Date.now() > end) throw new Error(`CSTS.RDY did not become ${want}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    pci.enableBusMaster();
+    pci.write32(bar, 0x14, 0); // CC.EN = 0: reset
+    await waitRdy(0);
+    const q = dev.createPool('nvme-admin', 4096, { align: 4096 });
+    const irqs = pci.enableInterrupts('msix', 1);
+    try {
+      const sq = q.zalloc(), cq = q.zalloc(), data = q.zalloc();
+      pci.write32(bar, 0x24, (1 << 16) | 1); // AQA: 2-entry admin queues
+      pci.write64(bar, 0x28, sq);
+      pci.write64(bar, 0x30, cq);
+      pci.write32(bar, 0x14, (4 << 20) | (6 << 16) | 1); // IOCQES 16 B, IOSQES 64 B, 4 KiB pages, EN
+      await waitRdy(1);
+      const sqe = q.dataView(sq);
+      sqe.setUint32(0, 0x06 | (0x1234 << 16), true); // Identify, CID 0x1234
+      sqe.setBigUint64(24, BigInt(data), true); // PRP1
+      sqe.setUint32(40, 1, true); // CNS 1: controller
+      dev.sync('end');
+      const p = irqs.vectors[0].wait(AbortSignal.timeout(10000));
+      pci.write32(bar, 0x1000, 1); // SQ0 tail doorbell
+      assert.ok((await p) >= 1);
+      dev.sync('begin');
+      const cqe = q.dataView(cq);
+      assert.equal(cqe.getUint16(12, true), 0x1234, 'the completion names our command');
+      assert.equal(cqe.getUint16(14, true) & 1, 1, 'phase bit set by the device');
+      assert.equal(cqe.getUint16(14, true) >> 1, 0, 'status: success');
+      assert.equal(q.dataView(data).getUint16(0, true), 0x1b36, 'Identify data: PCI vendor id of QEMU\'s NVMe');
+      pci.write32(bar, 0x1000 + (4 << dstrd), 1); // CQ0 head doorbell
+      for (const b of [sq, cq, data]) q.free(b);
+    } finally {
+      irqs.close();
+      pci.write32(bar, 0x14, 0);
+      await waitRdy(0).catch(() => undefined);
+      q.destroy();
+    }
+  });
 });
