@@ -1,7 +1,8 @@
 # Guest A (sourced by /init): q35 + intel-iommu, Debian's stock kernel. The CLI binds edu (taken
 # from uio_pci_generic, so unbind has a driver to restore) and the NVMe controller to vfio-pci,
 # doctor must pass; then the VFIO suite, the whole pool suite on vfio: (stress loops included),
-# the device-DMA proof, the seed benchmark on vfio, and unbind.
+# the device-DMA proof, the interrupt tests (test/irq.test.ts: edu MSI and INTx, the NVMe's
+# MSI-X), the seed benchmark on vfio, and unbind.
 nvme=""
 for d in /sys/bus/pci/devices/*; do [ "$(cat $d/class)" = 0x010802 ] && nvme=$(basename $d); done
 echo uio_pci_generic > /sys/bus/pci/devices/$edu/driver_override
