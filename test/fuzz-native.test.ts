@@ -50,7 +50,7 @@ function runChild(child: Child, seed: number, calls: number, tmp: string): Promi
     p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     // keep the tail only: DMAPOOL_FUZZ_TRACE writes a line per call
     p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-20000); });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 240_000);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 600_000); // a hang guard, not a time limit: loaded 2-core machines need minutes
     p.on('close', (status, signal) => {
       clearTimeout(timer);
       let summary: FuzzSummary | undefined;
