@@ -92,7 +92,10 @@ export function fromCsv(text: string): ScalingPoint[] {
 }
 
 const ORDER = ['linear', 'rbtree', 'stack', 'radix'];
+// per strategy (in ORDER), the same whichever subset is drawn
 const COLORS = ['#d62728', '#1f77b4', '#ff7f0e', '#2ca02c'];
+const DASHES = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]];
+const SHAPES = ['square', 'circle', 'triangle-up', 'diamond'];
 
 /**
  * The vega-lite spec of the chart: one panel per operation, log–log; per strategy a line with its
@@ -102,7 +105,9 @@ const COLORS = ['#d62728', '#1f77b4', '#ff7f0e', '#2ca02c'];
 export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim'): object {
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const strategy = { field: 'strategy', type: 'nominal', sort: ORDER, title: 'index' };
-  const color = { ...strategy, scale: { domain: ORDER, range: COLORS } };
+  const shown = ORDER.map((k, i) => [k, i] as const).filter(([k]) => points.some((p) => p.strategy === k));
+  const scale = (range: unknown[]) => ({ domain: shown.map(([k]) => k), range: shown.map(([, i]) => range[i]) });
+  const color = { ...strategy, scale: scale(COLORS) };
   const rounds = [...new Set(points.map((p) => p.runs).filter(Number.isFinite))].sort((a, b) => a - b);
   const spread = points.some((p) => Number.isFinite(p.ns_min) && Number.isFinite(p.ns_max));
   return {
@@ -129,10 +134,10 @@ export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim
             y2: { field: 'ns_max' } } },
         { mark: { type: 'line', strokeWidth: 1.8 },
           encoding: { color, y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
-            strokeDash: { ...strategy, scale: { range: [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]] } } } },
+            strokeDash: { ...strategy, scale: scale(DASHES) } } },
         { mark: { type: 'point', filled: true, size: 45, opacity: 1 },
           encoding: { color, y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
-            shape: { ...strategy, scale: { range: ['square', 'circle', 'triangle-up', 'diamond'] } },
+            shape: { ...strategy, scale: scale(SHAPES) },
             tooltip: [{ field: 'strategy' }, { field: 'n' }, { field: 'ns_per_op', format: '.1f' },
               { field: 'ns_min', format: '.1f' }, { field: 'ns_max', format: '.1f' }, { field: 'runs' }] } },
       ],

@@ -103,6 +103,10 @@ describe('scaling chart', () => {
     const shapes = point!.encoding.shape!.scale!.range;
     assert.equal(new Set(dashes).size, 4, 'four distinct dashes');
     assert.equal(new Set(shapes).size, 4, 'four distinct markers');
+    // a subset keeps each strategy's own marker and dash
+    const sub = chartSpec(pts.filter((p) => p.strategy === 'rbtree' || p.strategy === 'radix'), 't') as typeof spec;
+    const subShape = sub.spec.layer[2]!.encoding.shape!.scale as unknown as { domain: string[]; range: string[] };
+    assert.deepEqual(subShape, { domain: ['rbtree', 'radix'], range: [shapes[1], shapes[3]] });
 
     const svg = await renderSvg(pts, 'ticks');
     const labels = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
