@@ -54,7 +54,7 @@ cmp -s "$pkg/build/Release/dmapool.node" "$pkg/prebuilds/linux-$arch/dmapool.nod
 ok "install used prebuilds/linux-$arch (no compiler run)"
 for m in vega vega-lite d3-scale; do [[ ! -e node_modules/$m ]] || fail "$m installed for a library user"; done
 ok "no chart libraries installed ($(ls node_modules | tr '\n' ' '))"
-echo "  installed: node_modules $(du -sb node_modules | cut -f1) B apparent, $(du -sk node_modules | cut -f1) KiB on disk, $(ls node_modules | wc -l) packages"
+echo "  installed: node_modules $(du -sb node_modules | cut -f1) B apparent, $(du -sk node_modules | cut -f1) KiB on disk, $(ls node_modules | wc -l) packages (dmapool itself $(du -sb node_modules/dmapool | cut -f1) B)"
 
 cat >cjs.cjs <<'EOF'
 const assert = require('node:assert/strict');

@@ -66,10 +66,11 @@ function missingToolchain() {
   return missing;
 }
 
+/** The project's own node-gyp (a dev checkout), else the one npm bundles, else one on PATH. */
 function nodeGyp() {
+  try { return [process.execPath, require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] })]; } catch { /* not installed */ }
   const fromNpm = process.env.npm_config_node_gyp;
   if (fromNpm && fs.existsSync(fromNpm)) return [process.execPath, fromNpm];
-  try { return [process.execPath, require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] })]; } catch { /* not installed */ }
   return onPath('node-gyp') ? ['node-gyp'] : null;
 }
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DmaPoolError } from '../lib/errors';
-import { chartSpec, loadChartLibraries, renderSvg, runScaling, type ScalingPoint } from '../lib/cli/scaling';
+import { chartSpec, fromCsv, loadChartLibraries, renderSvg, runScaling, toCsv, type ScalingPoint } from '../lib/cli/scaling';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -70,6 +70,23 @@ describe('scaling chart', () => {
     }
   });
 
+  it('fromCsv reads what toCsv wrote, and an older CSV without spread (no band then)', async () => {
+    const pts = runScaling('sim', ['stack'], [1000], 2);
+    const back = fromCsv(toCsv(pts));
+    assert.equal(back.length, pts.length);
+    for (const [i, p] of pts.entries()) {
+      assert.equal(back[i]!.strategy, p.strategy);
+      assert.equal(back[i]!.runs, 2);
+      assert.equal(back[i]!.ns_min, Number(p.ns_min.toFixed(1)));
+    }
+    const old = fromCsv('strategy,op,n,ns_per_op\nrbtree,alloc,1000,30.5\nrbtree,free,1000,40.0\n');
+    assert.deepEqual(old.map((p) => [p.strategy, p.op, p.n, p.ns_per_op]), [['rbtree', 'alloc', 1000, 30.5], ['rbtree', 'free', 1000, 40]]);
+    assert.ok(Number.isNaN(old[0]!.ns_min) && Number.isNaN(old[0]!.runs));
+    const svg = await renderSvg(old, 'old csv');
+    assert.ok(!svg.includes('aria-roledescription="area mark" d="M'), 'no band without spread');
+    assert.ok(svg.includes('records no per-round spread'));
+  });
+
   it('the chart: x ticks exactly at the measured n, a dash and a marker per strategy, a min–max band', async () => {
     const pts: ScalingPoint[] = [];
     for (const [i, strategy] of (['linear', 'rbtree', 'stack', 'radix'] as const).entries())
@@ -86,6 +103,10 @@ describe('scaling chart', () => {
     const shapes = point!.encoding.shape!.scale!.range;
     assert.equal(new Set(dashes).size, 4, 'four distinct dashes');
     assert.equal(new Set(shapes).size, 4, 'four distinct markers');
+    // a subset keeps each strategy's own marker and dash
+    const sub = chartSpec(pts.filter((p) => p.strategy === 'rbtree' || p.strategy === 'radix'), 't') as typeof spec;
+    const subShape = sub.spec.layer[2]!.encoding.shape!.scale as unknown as { domain: string[]; range: string[] };
+    assert.deepEqual(subShape, { domain: ['rbtree', 'radix'], range: [shapes[1], shapes[3]] });
 
     const svg = await renderSvg(pts, 'ticks');
     const labels = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);

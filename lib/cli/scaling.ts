@@ -76,7 +76,26 @@ export function toCsv(points: ScalingPoint[]): string {
     `${p.strategy},${p.op},${p.n},${p.ns_per_op.toFixed(1)},${p.ns_min.toFixed(1)},${p.ns_max.toFixed(1)},${p.runs}`).join('\n') + '\n';
 }
 
+/**
+ * Points from a CSV written by toCsv; older CSVs without ns_min, ns_max and runs give NaN there
+ * (the chart then draws no band).
+ */
+export function fromCsv(text: string): ScalingPoint[] {
+  const [head, ...rows] = text.trim().split('\n');
+  const cols = head!.split(',');
+  const at = (r: string[], c: string) => { const i = cols.indexOf(c); return i < 0 ? NaN : Number(r[i]); };
+  return rows.map((line) => {
+    const r = line.split(',');
+    return { strategy: r[cols.indexOf('strategy')] as IndexKind, op: r[cols.indexOf('op')] as 'alloc' | 'free', n: at(r, 'n'),
+      ns_per_op: at(r, 'ns_per_op'), ns_min: at(r, 'ns_min'), ns_max: at(r, 'ns_max'), runs: at(r, 'runs') };
+  });
+}
+
 const ORDER: string[] = [...STRATEGIES]; // legend order: the one strategy list
+// per strategy (in ORDER), the same whichever subset is drawn
+const COLORS = ['#d62728', '#1f77b4', '#ff7f0e', '#2ca02c'];
+const DASHES = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]];
+const SHAPES = ['square', 'circle', 'triangle-up', 'diamond'];
 
 /**
  * The vega-lite spec of the chart: one panel per operation, log–log; per strategy a line with its
@@ -86,12 +105,17 @@ const ORDER: string[] = [...STRATEGIES]; // legend order: the one strategy list
 export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim'): object {
   const ns = [...new Set(points.map((p) => p.n))].sort((a, b) => a - b);
   const strategy = { field: 'strategy', type: 'nominal', sort: ORDER, title: 'index' };
-  const rounds = [...new Set(points.map((p) => p.runs))].sort((a, b) => a - b);
+  const shown = ORDER.map((k, i) => [k, i] as const).filter(([k]) => points.some((p) => p.strategy === k));
+  const scale = (range: unknown[]) => ({ domain: shown.map(([k]) => k), range: shown.map(([, i]) => range[i]) });
+  const color = { ...strategy, scale: scale(COLORS) };
+  const rounds = [...new Set(points.map((p) => p.runs).filter(Number.isFinite))].sort((a, b) => a - b);
+  const spread = points.some((p) => Number.isFinite(p.ns_min) && Number.isFinite(p.ns_max));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, subtitle: [
       `ns per operation vs blocks in the pool (log–log); size 128, ${provider} provider`,
-      `line: median of ${rounds.join('/')} timed rounds per point; band: fastest–slowest round`] },
+      spread ? `line: median of ${rounds.at(-1)} timed rounds per point${rounds.length > 1 ? ` (${rounds.slice(0, -1).join(', ')} where a round is slow)` : ''}; band: fastest–slowest round`
+        : 'line: median per point (this data set records no per-round spread)'] },
     data: { values: points },
     facet: { column: { field: 'op', type: 'nominal', title: null, sort: ['alloc', 'free'],
       header: { labelExpr: "datum.value == 'alloc' ? 'n × alloc (fresh pool)' : 'n × free'", labelFontSize: 13 } } },
@@ -100,18 +124,20 @@ export function chartSpec(points: ScalingPoint[], title: string, provider = 'sim
       encoding: {
         x: { field: 'n', type: 'quantitative', scale: { type: 'log', domain: [ns[0], ns[ns.length - 1]], nice: false },
           title: 'blocks (n)', axis: { values: ns, format: '~s', grid: true } },
-        color: { ...strategy, scale: { range: ['#d62728', '#1f77b4', '#ff7f0e', '#2ca02c'] } },
       },
       layer: [
-        { mark: { type: 'area', opacity: 0.18 },
-          encoding: { y: { field: 'ns_min', type: 'quantitative', scale: { type: 'log' }, title: 'ns per operation' },
+        // the band's colour comes from the data (scale: null), so the one legend shows line + marker
+        { mark: { type: 'area', opacity: 0.18 }, transform: [{ filter: 'isFinite(datum.ns_min) && isFinite(datum.ns_max)' },
+          { calculate: `${JSON.stringify(Object.fromEntries(ORDER.map((k, i) => [k, COLORS[i]])))}[datum.strategy]`, as: 'band_color' }],
+          encoding: { fill: { field: 'band_color', type: 'nominal', scale: null }, detail: { field: 'strategy' },
+            y: { field: 'ns_min', type: 'quantitative', scale: { type: 'log' }, title: 'ns per operation', axis: { format: '~s' } },
             y2: { field: 'ns_max' } } },
         { mark: { type: 'line', strokeWidth: 1.8 },
-          encoding: { y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
-            strokeDash: { ...strategy, scale: { range: [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]] } } } },
+          encoding: { color, y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
+            strokeDash: { ...strategy, scale: scale(DASHES) } } },
         { mark: { type: 'point', filled: true, size: 45, opacity: 1 },
-          encoding: { y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
-            shape: { ...strategy, scale: { range: ['square', 'circle', 'triangle-up', 'diamond'] } },
+          encoding: { color, y: { field: 'ns_per_op', type: 'quantitative', title: 'ns per operation' },
+            shape: { ...strategy, scale: scale(SHAPES) },
             tooltip: [{ field: 'strategy' }, { field: 'n' }, { field: 'ns_per_op', format: '.1f' },
               { field: 'ns_min', format: '.1f' }, { field: 'ns_max', format: '.1f' }, { field: 'runs' }] } },
       ],
