@@ -17,3 +17,4 @@ export type { Chunk, Slab, ProviderCounters, ProviderKind } from './provider';
 export { SimProvider } from './providers/sim';
 export type { PciAccess, BarMapping } from './vfio/pci-access';
 export { poolsReport, poolsLine, POOLS_HEADER } from './report';
+export * from './drivers/nvme';
