@@ -430,7 +430,8 @@ describe('NVMe driver on a real controller (vfio-pci)', function () {
     const provider = nvme.device.provider as VfioProvider;
     const hole = provider.container.iova.alloc(2 << 20, 2 << 20); // reserved, never mapped
     const target = 16384; // blocks already written by the namespace test? use the model either way
-    const before = await nvme.read(target, 1040);
+    const span = 4112; // 514 pages: PRP1 + 513 entries, so the controller must follow the chain pointer
+    const before = await nvme.read(target, span);
     const data = nvme.allocBuffer((2 << 20) + 3 * 4096);
     const list = nvme.prpPools.page.alloc();
     try {
@@ -439,13 +440,13 @@ describe('NVMe driver on a real controller (vfio-pci)', function () {
       await assert.rejects(nvme.passthru(rwSqe(NVM_READ, 0, nvme.namespace.nsid, target, 32, data.dma, hole)),
         (e: unknown) => e instanceof NvmeError && e.code === 'EIO' && e.status?.sct === 0 && e.status.sc === 0x04 && /Data Transfer Error/.test(e.message));
       assert.ok(data.bytes.every((x) => x === 0x5a), 'the device wrote nothing into the data buffer');
-      // WRITE of 513 pages: a real list page whose chain pointer (entry 511) is the unmapped IOVA
+      // WRITE of 514 pages: a real list page whose chain pointer (entry 511) is the unmapped IOVA
       const dv = nvme.prpPools.page.dataView(list);
       for (let i = 0; i < 511; i++) { dv.setUint32(i * 8, (data.dma + (i + 1) * 4096) % 2 ** 32, true); dv.setUint32(i * 8 + 4, Math.floor((data.dma + (i + 1) * 4096) / 2 ** 32), true); }
       dv.setUint32(511 * 8, hole % 2 ** 32, true); dv.setUint32(511 * 8 + 4, Math.floor(hole / 2 ** 32), true);
-      await assert.rejects(nvme.passthru(rwSqe(NVM_WRITE, 0, nvme.namespace.nsid, target, 1040, data.dma, list)),
+      await assert.rejects(nvme.passthru(rwSqe(NVM_WRITE, 0, nvme.namespace.nsid, target, span, data.dma, list)),
         (e: unknown) => e instanceof NvmeError && e.code === 'EIO' && e.status?.sc === 0x04);
-      assert.ok(Buffer.compare(await nvme.read(target, 1040), before) === 0, 'the disk is unchanged');
+      assert.ok(Buffer.compare(await nvme.read(target, span), before) === 0, 'the disk is unchanged');
       // and the controller keeps working
       const buf = nvme.allocBuffer(4096);
       await writeAt(target, 8, buf, 0);

@@ -39,6 +39,12 @@ export interface NvmeOptions {
   timeoutMs?: number;
   /** Largest transfer of one command in bytes (default: the controller's MDTS, at most 4 MiB). Larger I/O is split. */
   maxTransfer?: number;
+  /**
+   * How completions are noticed: 'poll' (default) reaps the completion queues on every turn of the
+   * event loop while commands are in flight (and on poll()); 'interrupt' waits on one MSI-X vector
+   * per completion queue.
+   */
+  completion?: 'poll' | 'interrupt';
   /** Measure the time each I/O spends in the PRP pools (alloc + free); see `poolTime`. */
   accounting?: boolean;
 }
@@ -52,6 +58,14 @@ export interface PoolTime {
   /** Milliseconds in dma_pool alloc (with PRP list building) and free. */
   allocMs: number;
   freeMs: number;
+}
+
+/** The interrupt API of lib/irq.ts, as this driver uses it (MSI-X: one vector per completion queue). */
+interface IrqVector { readonly index: number; wait(signal?: AbortSignal): Promise<number>; poll(): number }
+interface IrqSet { readonly vectors: readonly IrqVector[]; close(): void }
+interface IrqPci {
+  irqInfo?(kind: 'msix'): { count: number; flags: number };
+  enableInterrupts?(kind: 'msix', count?: number): IrqSet;
 }
 
 const ADMIN_DEPTH = 32;
@@ -82,6 +96,12 @@ export class Nvme {
   private readonly bounce = new Map<number, DmaBuffer[]>();
   private readonly buffers = new Set<DmaBuffer>();
   private nextQueue = 0;
+  /** Interrupt mode: the MSI-X vectors (vector 0: admin CQ, vector i: I/O CQ i). */
+  private irqs: IrqSet | undefined;
+  /** Per queue id: a wait loop on its vector is running (only while it has commands in flight). */
+  private readonly irqLoops = new Set<number>();
+  /** How completions are noticed. */
+  readonly completion: 'poll' | 'interrupt';
 
   /**
    * Opens the NVMe controller behind `spec` (e.g. 'vfio:0000:00:04.0'): resets and enables it,
@@ -108,6 +128,13 @@ export class Nvme {
   private constructor(readonly device: Device, readonly pci: PciAccess, private readonly ownsDevice: boolean, opts: NvmeOptions) {
     this.timeoutMs = opts.timeoutMs ?? 30000;
     this.accounting = opts.accounting === true;
+    if (opts.completion !== undefined && opts.completion !== 'poll' && opts.completion !== 'interrupt')
+      throw new DmaPoolError('EINVAL', `completion must be 'poll' or 'interrupt', got ${String(opts.completion)}`);
+    this.completion = opts.completion ?? 'poll';
+    const ipci = pci as unknown as IrqPci;
+    if (this.completion === 'interrupt' && (typeof ipci.enableInterrupts !== 'function' || typeof ipci.irqInfo !== 'function'))
+      throw new DmaPoolError('EOPNOTSUPP', 'interrupt-driven completion needs the interrupt support of lib/irq.ts, which this build lacks',
+        "use completion: 'poll'");
     const cls = pci.configRead32(0x08) >>> 8;
     if (cls !== 0x010802)
       throw new DmaPoolError('ENODEV', `${pci.bdf} is not an NVMe controller (class 0x${cls.toString(16).padStart(6, '0')})`);
@@ -118,6 +145,13 @@ export class Nvme {
     if (cap.pageMin > CTRL_PAGE || cap.pageMax < CTRL_PAGE)
       throw new DmaPoolError('EOPNOTSUPP', `${pci.bdf}: the controller does not support 4 KiB pages (MPS ${cap.pageMin}..${cap.pageMax})`);
     this.regs.disable();
+    if (this.completion === 'interrupt') {
+      const want = 1 + (opts.queues ?? 1);
+      const have = ipci.irqInfo!('msix').count;
+      if (have < want)
+        throw new DmaPoolError('EOPNOTSUPP', `${pci.bdf}: ${have} MSI-X vectors, ${want} needed (admin + one per I/O queue)`, "use completion: 'poll'");
+      this.irqs = ipci.enableInterrupts!('msix', want);
+    }
     const page = device.createPool(PRP_PAGE_POOL, CTRL_PAGE, { align: CTRL_PAGE });
     const small = device.createPool(PRP_SMALL_POOL, 256, { align: 256 });
     this.prpPools = { page, small };
@@ -166,8 +200,10 @@ export class Nvme {
     for (let qid = 1; qid <= nq; qid++) {
       const q = new QueuePair(this.regs, this.device.provider, qid, depth);
       try {
-        // physically contiguous (PC = 1), interrupts off: completion by polling the phase bit
-        await this.adminCmd({ opcode: ADMIN_CREATE_CQ, prp1: q.cq.dma, cdw10: ((depth - 1) << 16) | qid, cdw11: 1 }, `CREATE I/O CQ ${qid}`);
+        // physically contiguous (PC = 1); interrupts enabled (IEN) on MSI-X vector `qid` in interrupt mode,
+        // off when polling the phase bit
+        const ien = this.irqs ? (qid << 16) | 2 : 0;
+        await this.adminCmd({ opcode: ADMIN_CREATE_CQ, prp1: q.cq.dma, cdw10: ((depth - 1) << 16) | qid, cdw11: ien | 1 }, `CREATE I/O CQ ${qid}`);
         await this.adminCmd({ opcode: ADMIN_CREATE_SQ, prp1: q.sq.dma, cdw10: ((depth - 1) << 16) | qid, cdw11: (qid << 16) | 1 },
           `CREATE I/O SQ ${qid}`);
       } catch (e) {
@@ -217,7 +253,7 @@ export class Nvme {
   private async exec(q: QueuePair, c: Omit<Sqe, 'cid'>, what: string, data: { dma: number; bytes: number } | undefined): Promise<number> {
     while (!q.hasSlot) {
       this.checkOpen();
-      this.kick();
+      if (!this.irqs) this.kick();
       await q.waitSlot();
     }
     if (this.state === 'closed' || (this.state === 'closing' && q !== this.admin)) this.checkOpen();
@@ -245,7 +281,8 @@ export class Nvme {
         };
       }
       q.submit(c, p);
-      this.kick();
+      if (this.irqs) this.irqLoop(q);
+      else this.kick();
     });
   }
 
@@ -398,6 +435,34 @@ export class Nvme {
     if (this.inFlight() > 0) this.kick();
   };
 
+  /**
+   * Interrupt mode: while `q` has commands in flight, wait on its MSI-X vector (an eventfd the
+   * kernel signals, watched by a libuv poll handle — no thread), then reap. The loop ends when the
+   * queue is idle, so an idle driver keeps no handle active. Each completion the controller posts
+   * raises the vector again, so nothing posted after a reap is missed.
+   */
+  private irqLoop(q: QueuePair): void {
+    if (this.irqLoops.has(q.qid) || !this.irqs) return;
+    const v = this.irqs.vectors[q.qid];
+    this.irqLoops.add(q.qid);
+    const run = async () => {
+      try {
+        while (!this.isClosed && q.inFlight > 0) {
+          await v.wait();
+          if (this.isClosed) break;
+          q.reap();
+        }
+      } catch (e) {
+        if (!this.isClosed) process.emitWarning(`nvme ${this.pci.bdf}: interrupt wait on queue ${q.qid} failed: ${(e as Error).message}`,
+          { type: 'DmaPoolWarning', code: 'DMAPOOL_NVME_IRQ' });
+      } finally {
+        this.irqLoops.delete(q.qid);
+      }
+      if (!this.isClosed && q.inFlight > 0) this.irqLoop(q); // a command came in as the loop ended
+    };
+    void run();
+  }
+
   private sweep(): void {
     const now = Date.now();
     this.admin.expire(now);
@@ -456,6 +521,7 @@ export class Nvme {
     step(() => this.regs.shutdown(Math.max(this.regs.cap.timeoutMs, 5000)));
     step(() => this.regs.disable());
     step(() => this.pci.disableBusMaster());
+    if (this.irqs) { const irqs = this.irqs; this.irqs = undefined; step(() => irqs.close()); }
     // The controller is disabled: nothing in flight can touch memory any more.
     this.state = 'closed';
     clearInterval(this.sweeper);
