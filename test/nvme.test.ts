@@ -17,7 +17,7 @@ import { QueuePair } from '../lib/drivers/nvme/queue';
 import type { Registers } from '../lib/drivers/nvme/registers';
 import type { VfioProvider } from '../lib/providers/vfio';
 import { rng } from '../lib/rng';
-import { Manifest, pattern } from './nvme-image';
+import { compareImage, Manifest, pattern, replay } from './nvme-image';
 
 const isErr = (code: string, re?: RegExp) => (e: unknown) => e instanceof DmaPoolError && e.code === code && (!re || re.test(e.message));
 
@@ -253,6 +253,22 @@ describe('NVMe driver: queue pair against a scripted controller (sim memory)', (
   });
 });
 
+describe('NVMe image check (run.sh, after guest A)', () => {
+  it('replays the write manifest in order and finds a single differing byte', () => {
+    const m: Manifest = { blockSize: 512, blocks: 64, writes: [{ lba: 2, blocks: 8, seed: 5 }, { lba: 6, blocks: 2, seed: 6 }, { lba: 63, blocks: 1, seed: 7 }] };
+    const img = replay(m);
+    assert.ok(img.subarray(0, 1024).every((x) => x === 0), 'unwritten blocks stay zero');
+    assert.deepEqual(img.subarray(1024, 3072), pattern(5, 4096).subarray(0, 2048));
+    assert.deepEqual(img.subarray(3072, 4096), pattern(6, 1024), 'the later write wins');
+    assert.equal(compareImage(m, img), '');
+    const bad = img.slice();
+    bad[63 * 512 + 17] ^= 1;
+    assert.match(compareImage(m, bad), /first difference at byte 32273 \(block 63\).*1 differing bytes/);
+    assert.match(compareImage(m, img.subarray(0, 512)), /image is 512 bytes, the namespace 32768/);
+    assert.notDeepEqual(pattern(1, 64), pattern(2, 64));
+  });
+});
+
 // ---- the real controller (VM test bed) ------------------------------------------------------
 
 const bdf = process.env.DMAPOOL_VFIO_BDF2;
@@ -292,7 +308,7 @@ describe('NVMe driver on a real controller (vfio-pci)', function () {
   }
 
   before(async () => {
-    nvme = await Nvme.open(`vfio:${bdf}`, { queueDepth: 64, timeoutMs: 60000 });
+    nvme = await Nvme.open(`vfio:${bdf}`, { queueDepth: 64, timeoutMs: 60000, accounting: true });
     bs = nvme.blockSize;
     manifest.blockSize = bs;
     manifest.blocks = nvme.blocks;
@@ -333,30 +349,33 @@ describe('NVMe driver on a real controller (vfio-pci)', function () {
     assert.equal(nvme.device.poolsReport(), [POOLS_HEADER, line(PRP_SMALL_POOL, 256, 32), line(PRP_PAGE_POOL, 4096, 8)].join('\n') + '\n');
   });
 
-  // [name, blocks, buffer offset]: PRP1 only, PRP1+PRP2, small list, page list, full page, chains, split
-  const sizes: [string, number, number][] = [
-    ['one block, PRP1 only', 1, 0],
-    ['one block across a page boundary (PRP1 + PRP2)', 1, 3840 + 4],
-    ['4 KiB at offset 12: PRP1 + PRP2', 8, 12],
-    ['12 KiB at offset 400: a small list', 24, 400],
-    ['128 KiB + 512 at offset 8: 32 entries, the largest small list', 257, 8],
-    ['1 MiB at offset 1028: page list', 2048, 1028],
-    ['2 MiB: one full list page', 4096, 0],
-    ['2 MiB + 4 KiB at offset 4: 513 entries, a chain of two', 4104, 4],
-    ['3 MiB + 512 at offset 2052: a chain of two list pages', 6145, 2052],
-    ['4 MiB at offset 516: a chain of three list pages', 8192, 516],
-    ['6 MiB at offset 3076: split into two commands at MDTS', 12288, 3076],
+  // [name, blocks, buffer offset, commands per transfer]: PRP1 only, PRP1+PRP2, small list, page list, full page, chains, split
+  const sizes: [string, number, number, number][] = [
+    ['one block, PRP1 only', 1, 0, 1],
+    ['one block across a page boundary (PRP1 + PRP2)', 1, 3840 + 4, 1],
+    ['4 KiB at offset 12: PRP1 + PRP2', 8, 12, 1],
+    ['12 KiB at offset 400: a small list', 24, 400, 1],
+    ['128 KiB + 512 at offset 8: 32 entries, the largest small list', 257, 8, 1],
+    ['1 MiB at offset 1028: page list', 2048, 1028, 1],
+    ['2 MiB: one full list page', 4096, 0, 1],
+    ['2 MiB + 4 KiB at offset 4: 513 entries, a chain of two', 4104, 4, 1],
+    ['3 MiB + 512 at offset 2052: a chain of two list pages', 6145, 2052, 1],
+    ['4 MiB − 4 KiB at offset 516: 1024 pages, the most one command spans (1023 entries, a chain of two)', 8184, 516, 1],
+    ['4 MiB at offset 516: 1025 pages, split into two commands', 8192, 516, 2],
+    ['6 MiB at offset 3076: split into two commands at MDTS', 12288, 3076, 2],
   ];
-  for (const [name, blocks, off] of sizes) {
+  for (const [name, blocks, off, cmds] of sizes) {
     it(`writes and reads back ${name}`, async () => {
       const bytes = blocks * bs;
       const wbuf = nvme.allocBuffer(bytes + off), rbuf = nvme.allocBuffer(bytes + 8192);
       try {
         const lba = Math.floor(rand() * (nvme.blocks - blocks));
+        const c0 = nvme.poolTime.commands;
         await writeAt(lba, blocks, wbuf, off);
         const roff = (off * 7 + 260) % 4096 & ~3; // a different, also unaligned, offset
         rbuf.bytes.fill(0xa5);
         await nvme.readInto(lba, blocks, rbuf, roff);
+        assert.equal(nvme.poolTime.commands - c0, 2 * cmds, 'commands issued for the write and the read');
         assert.ok(Buffer.compare(rbuf.bytes.subarray(roff, roff + bytes), wbuf.bytes.subarray(off, off + bytes)) === 0, 'read back differs');
         assert.ok(rbuf.bytes.subarray(0, roff).every((x) => x === 0xa5), 'bytes before the read target are untouched');
         assert.ok(rbuf.bytes.subarray(roff + bytes).every((x) => x === 0xa5), 'bytes after the read target are untouched');

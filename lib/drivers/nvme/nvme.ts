@@ -319,14 +319,17 @@ export class Nvme {
       throw new DmaPoolError('EINVAL', `${op}: offset ${offset} must be a multiple of 4 and [offset, offset+${bytes}) inside the ${buf.size}-byte buffer`);
   }
 
-  /** Splits at maxTransfer (keeping whole blocks) and runs the pieces concurrently; rejects with the first error once all settled. */
+  /** Splits at maxTransfer bytes and pages (keeping whole blocks) and runs the pieces concurrently; rejects with the first error once all settled. */
   private async rw(opcode: number, lba: number, blocks: number, buf: DmaBuffer, offset: number): Promise<void> {
     const bs = this.blockSize;
-    const per = Math.max(1, Math.floor(this.maxTransfer / bs));
     const pieces: Piece[] = [];
-    for (let done = 0; done < blocks; done += per) {
-      const n = Math.min(per, blocks - done);
-      pieces.push({ lba: lba + done, blocks: n, dma: buf.dma + offset + done * bs, bytes: n * bs });
+    for (let done = 0; done < blocks;) {
+      // at most maxTransfer bytes AND at most maxTransfer / 4 KiB pages: a piece that starts inside a
+      // page gives up that offset (QEMU's model fails a command spanning more than 1024 pages)
+      const dma = buf.dma + offset + done * bs;
+      const n = Math.min(Math.max(1, Math.floor((this.maxTransfer - (dma % CTRL_PAGE)) / bs)), blocks - done);
+      pieces.push({ lba: lba + done, blocks: n, dma, bytes: n * bs });
+      done += n;
     }
     const name = opcode === NVM_READ ? 'READ' : 'WRITE';
     const nsid = this.namespace.nsid;
