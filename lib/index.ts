@@ -16,5 +16,6 @@ export { SlabProvider } from './provider';
 export type { Chunk, Slab, ProviderCounters, ProviderKind } from './provider';
 export { SimProvider } from './providers/sim';
 export type { PciAccess, BarMapping } from './vfio/pci-access';
+export type { IrqKind, IrqInfo, InterruptVector, Interrupts } from './irq';
 export { poolsReport, poolsLine, POOLS_HEADER } from './report';
 export * from './drivers/nvme';

@@ -38,7 +38,7 @@ export interface NativeConstants {
 /** What releaseBuffer found: detached now; moved away by JS and still reachable; already gone. */
 export type ReleaseResult = 'detached' | 'escaped' | 'gone';
 
-export interface NativeAddon {
+export interface NativeAddon extends NativeIrq {
   pageSize: number;
   hugePageSize: number;
   constants: NativeConstants;
@@ -92,6 +92,47 @@ export interface NativeAddon {
   /** VFIO_IOMMU_MAP_DMA of part of an anonymous mapping the shim made (read + write). */
   vfioMapDma(containerFd: number, mapping: number, offset: number, size: number, iova: number, hint?: string): void;
   vfioUnmapDma(containerFd: number, iova: number, size: number): number;
+}
+
+/** VFIO interrupt constants (linux/vfio.h), from the addon's build headers. */
+export interface IrqConstants {
+  VFIO_PCI_INTX_IRQ_INDEX: number; VFIO_PCI_MSI_IRQ_INDEX: number; VFIO_PCI_MSIX_IRQ_INDEX: number;
+  VFIO_IRQ_SET_ACTION_MASK: number; VFIO_IRQ_SET_ACTION_UNMASK: number; VFIO_IRQ_SET_ACTION_TRIGGER: number;
+  VFIO_IRQ_INFO_EVENTFD: number; VFIO_IRQ_INFO_MASKABLE: number; VFIO_IRQ_INFO_AUTOMASKED: number; VFIO_IRQ_INFO_NORESIZE: number;
+}
+
+/**
+ * Called from the event loop once per irqArm: `count` interrupts arrived (≥ 1), or the wait
+ * failed (`error` is an errno name, count 0).
+ */
+export type IrqCallback = (count: number, error?: string) => void;
+
+export interface NativeIrq {
+  irqConstants: IrqConstants;
+  /** A new non-blocking eventfd owned by an interrupt handle; returns the handle id. */
+  irqCreate(cb: IrqCallback): number;
+  /** Moves a /dev/uioN descriptor the shim opened into a new handle (close() no longer takes it). */
+  irqAdoptUio(fd: number, eventCount: number, cb: IrqCallback): number;
+  /** Starts waiting: a uv_poll on the descriptor, active (keeping the loop alive) until it fires once. */
+  irqArm(irq: number): void;
+  /** Stops waiting. */
+  irqDisarm(irq: number): void;
+  /** Non-blocking read: interrupts since the last read, 0 when none. */
+  irqRead(irq: number): number;
+  /** Adds `count` to an eventfd handle (a software-raised interrupt). */
+  irqSignal(irq: number, count: number): void;
+  /** UIO: writes 1 (enable) or 0 (disable) to /dev/uioN (ENOSYS when the driver has no irqcontrol). */
+  irqUioControl(irq: number, enable: boolean): void;
+  /** Stops waiting and closes the descriptor; EBADF when not open. */
+  irqClose(irq: number): void;
+  /** Interrupt handles open in this environment. */
+  irqCount(): number;
+  /**
+   * VFIO_DEVICE_SET_IRQS on a VFIO device descriptor the shim opened. Without `irqs`: DATA_NONE
+   * over [start, start+count) (TRIGGER + count 0 disables the index). With `irqs` (TRIGGER only):
+   * DATA_EVENTFD, an eventfd handle id or -1 (detach) per vector.
+   */
+  vfioSetIrqs(deviceFd: number, index: number, action: number, start: number, count: number, irqs?: readonly number[]): void;
 }
 
 let addon: NativeAddon | undefined;

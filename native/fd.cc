@@ -1,6 +1,7 @@
 // File-descriptor syscalls used by the real providers: open/close, ioctl, pread/pwrite, memfd,
 // ftruncate, seals, getrlimit, and the few ioctls whose arguments carry pointers or return new
-// descriptors (VFIO DMA map/unmap, VFIO_GROUP_GET_DEVICE_FD, UDMABUF_CREATE), which get
+// descriptors (VFIO DMA map/unmap, VFIO_GROUP_GET_DEVICE_FD, UDMABUF_CREATE; VFIO_DEVICE_SET_IRQS,
+// whose payload holds eventfds, is in irq.cc), which get
 // dedicated exports so their pointers can only name memory this shim mapped.
 //
 // Only descriptors the shim opened are accepted (a stale or foreign number — Node's own epoll
@@ -54,7 +55,6 @@ static const IoctlRule kIoctls[] = {
     {VFIO_DEVICE_GET_INFO, Arg::Buffer, 16, "VFIO_DEVICE_GET_INFO"},
     {VFIO_DEVICE_GET_REGION_INFO, Arg::Buffer, 32, "VFIO_DEVICE_GET_REGION_INFO"},
     {VFIO_DEVICE_GET_IRQ_INFO, Arg::Buffer, sizeof(vfio_irq_info), "VFIO_DEVICE_GET_IRQ_INFO"},
-    {VFIO_DEVICE_SET_IRQS, Arg::Buffer, sizeof(vfio_irq_set), "VFIO_DEVICE_SET_IRQS"},
     {VFIO_DEVICE_RESET, Arg::None, 0, "VFIO_DEVICE_RESET"},
     {VFIO_IOMMU_GET_INFO, Arg::Buffer, 16, "VFIO_IOMMU_GET_INFO"},
     {DMA_BUF_IOCTL_SYNC, Arg::Buffer, sizeof(dma_buf_sync), "DMA_BUF_IOCTL_SYNC"},

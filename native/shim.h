@@ -83,6 +83,8 @@ struct State {
   // rejects a longer one after it has already run the finalizer, which node-addon-api then frees
   // a second time (an abort), so every buffer the shim makes is checked against this first.
   size_t maxBuffer = size_t(1) << 32;
+  // Interrupt handles (native/irq.cc): its registry, shared with its env cleanup hook.
+  std::shared_ptr<void> irq;
 };
 
 State& GetState(Napi::Env env);
@@ -131,5 +133,6 @@ Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t len
 
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
+void InitIrq(Napi::Env env, Napi::Object exports);
 
 }  // namespace dmapool

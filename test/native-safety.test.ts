@@ -359,6 +359,100 @@ const CASES: Record<string, () => void | Promise<void>> = {
     }
   },
 
+  /** 12. interrupt handles and VFIO_DEVICE_SET_IRQS: ids, closed handles, foreign fds, non-UIO/VFIO descriptors. */
+  async irq() {
+    const n = native();
+    const c = n.constants;
+    const L = (name: keyof NativeAddon) => loose(n[name]);
+    const base = n.irqCount();
+    const BAD_IDS = [0, -1, 0.5, NaN, 2 ** 32, 2 ** 53, '1', 1n, null, undefined, {}, []];
+    for (const name of ['irqArm', 'irqDisarm', 'irqRead', 'irqClose'] as const) {
+      for (const id of BAD_IDS) inval(() => L(name)(id), `${name}(${String(id)})`);
+      expectErr(() => L(name)(999999), 'EBADF', `${name} of an id never issued`);
+    }
+    for (const cb of [undefined, null, 5, 'f', {}, Symbol('x')]) inval(() => L('irqCreate')(cb), `irqCreate(${String(cb)})`);
+    const fired: number[] = [];
+    const id = n.irqCreate((count) => fired.push(count));
+    assert.equal(n.irqCount(), base + 1);
+    for (const v of [0, -1, 2 ** 53, 0.5, NaN, 1n, '1', undefined]) inval(() => L('irqSignal')(id, v), `irqSignal count ${String(v)}`);
+    for (const v of [1, 0, 'x', null, undefined]) inval(() => L('irqUioControl')(id, v), `irqUioControl(${String(v)})`);
+    inval(() => n.irqUioControl(id, true), 'irqUioControl on an eventfd handle');
+    assert.equal(n.irqRead(id), 0);
+    n.irqSignal(id, 2);
+    n.irqSignal(id, 2 ** 53 - 1 - 2);
+    assert.equal(n.irqRead(id), 2 ** 53 - 1, 'the eventfd counter, read once');
+    assert.equal(n.irqRead(id), 0);
+    // an armed handle delivers once; arming twice is one poll
+    n.irqArm(id); n.irqArm(id);
+    n.irqSignal(id, 3);
+    for (let i = 0; i < 5 && !fired.length; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(fired, [3]);
+    n.irqClose(id);
+    for (const name of ['irqArm', 'irqDisarm', 'irqRead', 'irqClose'] as const) expectErr(() => L(name)(id), 'EBADF', `${name} after close`);
+    expectErr(() => n.irqSignal(id, 1), 'EBADF', 'irqSignal after close');
+    assert.equal(n.irqCount(), base);
+
+    // irqAdoptUio takes only a /dev/uioN descriptor the shim opened
+    for (const fd of [0, 1, 2]) expectErr(() => n.irqAdoptUio(fd, 0, () => {}), 'EBADF', `irqAdoptUio of fd ${fd}`);
+    const nul = n.open('/dev/null', c.O_RDWR);
+    const mfd = n.memfdCreate('not-uio', 0);
+    inval(() => n.irqAdoptUio(nul, 0, () => {}), 'irqAdoptUio of /dev/null');
+    inval(() => n.irqAdoptUio(mfd, 0, () => {}), 'irqAdoptUio of a memfd');
+    for (const v of [-1, 2 ** 32, 0.5]) inval(() => n.irqAdoptUio(nul, v, () => {}), `irqAdoptUio eventCount ${v}`);
+    inval(() => L('irqAdoptUio')(nul, 0, 5), 'irqAdoptUio without a callback');
+    n.close(mfd); // still the shim's: nothing was adopted
+    // a pollable character device named uioN (root can make one: /dev/random's numbers): adopted,
+    // then the registry no longer has it
+    const dir = tmpDir();
+    try {
+      const fake = path.join(dir, 'uio7');
+      let made = false;
+      try { spawnSync('mknod', [fake, 'c', '1', '8']); made = fs.statSync(fake).isCharacterDevice(); } catch { /* not root */ }
+      if (made) {
+        const ufd = n.open(fake, c.O_RDWR);
+        const uid = n.irqAdoptUio(ufd, 5, () => {});
+        expectErr(() => n.close(ufd), 'EBADF', 'close of an adopted descriptor');
+        expectErr(() => n.pread(ufd, new Uint8Array(4), 0), 'EBADF', 'pread of an adopted descriptor');
+        inval(() => n.irqSignal(uid, 1), 'irqSignal on a UIO handle');
+        const got = n.irqRead(uid); // 4 random bytes taken as a cumulative count: some delta
+        assert.ok(Number.isInteger(got) && got >= 0 && got < 2 ** 32, `read ${got}`);
+        n.irqUioControl(uid, true); // /dev/random takes the 4 bytes
+        n.irqClose(uid);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+
+    // vfioSetIrqs: only a VFIO device descriptor of the shim, only eventfd handle ids
+    const T = n.irqConstants.VFIO_IRQ_SET_ACTION_TRIGGER, M = n.irqConstants.VFIO_IRQ_SET_ACTION_MASK, U2 = n.irqConstants.VFIO_IRQ_SET_ACTION_UNMASK;
+    const e1 = n.irqCreate(() => {});
+    const set = L('vfioSetIrqs');
+    for (const fd of [0, 1, 2]) expectErr(() => set(fd, 1, T, 0, 1, [e1]), 'EBADF', `vfioSetIrqs on fd ${fd}`);
+    inval(() => set(nul, 1, T, 0, 1, [e1]), 'vfioSetIrqs on /dev/null');
+    inval(() => set(nul, 1, T, 0, 0), 'vfioSetIrqs DATA_NONE on /dev/null');
+    for (const idx of [5, -1, 0.5, 2 ** 32, '1']) inval(() => set(nul, idx, T, 0, 1, [e1]), `index ${String(idx)}`);
+    for (const act of [0, 1, 3, M | U2, M | T, 64, -1, 0.5]) inval(() => set(nul, 1, act, 0, 1), `action ${act}`);
+    inval(() => set(nul, 1, T, 2048, 1, [e1]), 'start 2048');
+    inval(() => set(nul, 2, T, 2000, 100), 'start + count > 2048');
+    inval(() => set(nul, 1, T, 0, 2, [e1]), 'count != irqs.length');
+    inval(() => set(nul, 1, U2, 0, 1, [e1]), 'eventfds for UNMASK');
+    inval(() => set(nul, 0, U2, 0, 0), 'UNMASK of 0 vectors');
+    for (const bad of [[-2], [0.5], ['1'], [0], [2 ** 32], 'x', {}, 5]) inval(() => set(nul, 1, T, 0, 1, bad), `irqs ${JSON.stringify(bad)}`);
+    expectErr(() => set(nul, 1, T, 0, 1, [999999]), 'EBADF', 'an id never issued');
+    // a number that is one of Node's own eventfds is not a handle id of ours
+    const nodeEventfds = fs.readdirSync('/proc/self/fd').map(Number).filter((fd) => {
+      try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[eventfd]'; } catch { return false; }
+    });
+    for (const fd of nodeEventfds.slice(0, 4)) {
+      if (fd !== e1) expectErr(() => set(nul, 1, T, 0, 1, [fd]), 'EBADF', `Node's eventfd ${fd} as a handle id`);
+    }
+    n.irqClose(e1);
+    expectErr(() => set(nul, 1, T, 0, 1, [e1]), 'EBADF', 'a closed handle');
+    n.close(nul);
+    expectErr(() => set(nul, 1, T, 0, 0), 'EBADF', 'a closed device fd');
+    assert.equal(n.irqCount(), base);
+  },
+
   /** 6. ioctl with short buffers, requests off the allow-list, pointer-sized integers (old: the kernel wrote past a JS buffer). */
   ioctl() {
     const n = native();
@@ -369,7 +463,7 @@ const CASES: Record<string, () => void | Promise<void>> = {
     const BUFFERED: [number, number, string][] = [[U.VFIO_GROUP_GET_STATUS, 8, 'GROUP_GET_STATUS'],
       [U.VFIO_GROUP_SET_CONTAINER, 4, 'GROUP_SET_CONTAINER'], [U.VFIO_DEVICE_GET_INFO, 16, 'DEVICE_GET_INFO'],
       [U.VFIO_DEVICE_GET_REGION_INFO, 32, 'DEVICE_GET_REGION_INFO'], [IRQ_INFO, 16, 'DEVICE_GET_IRQ_INFO'],
-      [SET_IRQS, 20, 'DEVICE_SET_IRQS'], [U.VFIO_IOMMU_GET_INFO, 16, 'IOMMU_GET_INFO'], [U.DMA_BUF_IOCTL_SYNC, 8, 'DMA_BUF_IOCTL_SYNC']];
+      [U.VFIO_IOMMU_GET_INFO, 16, 'IOMMU_GET_INFO'], [U.DMA_BUF_IOCTL_SYNC, 8, 'DMA_BUF_IOCTL_SYNC']];
     const fds = [n.open('/dev/null', c.O_RDWR), n.memfdCreate('ioctl', 0)];
     for (const fd of fds) {
       for (const [req, size, name] of BUFFERED) {
@@ -394,6 +488,8 @@ const CASES: Record<string, () => void | Promise<void>> = {
       for (const [req, arg, name] of [[U.VFIO_IOMMU_MAP_DMA, new Uint8Array(32), 'IOMMU_MAP_DMA'],
         [U.VFIO_IOMMU_UNMAP_DMA, new Uint8Array(24), 'IOMMU_UNMAP_DMA'], [U.VFIO_GROUP_GET_DEVICE_FD, new Uint8Array(16), 'GROUP_GET_DEVICE_FD'],
         [U.UDMABUF_CREATE, new Uint8Array(24), 'UDMABUF_CREATE'], [U.UDMABUF_CREATE_LIST, new Uint8Array(64), 'UDMABUF_CREATE_LIST'],
+        // its payload names eventfds by number (Node's own, anything): only vfioSetIrqs makes it
+        [SET_IRQS, new Uint8Array(24), 'DEVICE_SET_IRQS'],
         [0x541b, new Uint8Array(4), 'FIONREAD'], [0x5401, new Uint8Array(64), 'TCGETS'], [0, 0, '0'],
         [U.VFIO_GET_API_VERSION + 2 ** 32, undefined, '2^32 + GET_API_VERSION'], [-1, undefined, '-1'],
         [String(U.VFIO_GET_API_VERSION), undefined, 'a string'], [BigInt(U.VFIO_GET_API_VERSION), undefined, 'a BigInt']] as const) {
@@ -461,9 +557,13 @@ const CASES: Record<string, () => void | Promise<void>> = {
       inval(() => L('vfioMapDma')(...args), `vfioMapDma(${args.map(String).join(', ')})`);
     }
     expectErr(() => n.vfioMapDma(zero, 999_999, 0, 4096, 0), 'EBADF', 'vfioMapDma of a mapping never made');
-    // every export, without arguments and with junk: EINVAL (getrlimitMemlock takes none)
+    // every export, without arguments and with junk: EINVAL (getrlimitMemlock and irqCount take none)
     for (const [name, f] of Object.entries(n)) {
       if (typeof f !== 'function') continue;
+      if (name === 'irqCount') {
+        assert.ok(Number.isInteger((f as (...a: unknown[]) => number)(Symbol('x'))));
+        continue;
+      }
       if (name === 'getrlimitMemlock') {
         const r = (f as (...a: unknown[]) => { soft: number; hard: number })(Symbol('x'));
         assert.ok(r.soft >= 0 && r.hard >= r.soft);
@@ -804,5 +904,6 @@ if (require.main === module) {
     });
     itCase('10. terminating a worker in the middle of shim calls does not abort the process', 'workerTerminate');
     itCase('11. JS run inside a call (option getters, Object.prototype setters) that unmaps or closes what it uses', 'reentrancy');
+    itCase('12. interrupt handles and vfioSetIrqs: bad ids, closed handles, foreign and non-VFIO/UIO fds, Node\'s own eventfds: EINVAL/EBADF', 'irq');
   });
 }

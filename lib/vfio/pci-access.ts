@@ -4,6 +4,7 @@
  * regions) and sysfs (resourceN / config files, for UIO-bound or driverless devices).
  */
 import { DmaPoolError } from '../errors';
+import { checkIrqKind, Interrupts, IrqInfo, IrqKind } from '../irq';
 import { native } from '../native';
 
 export const PCI_COMMAND = 0x04;
@@ -25,6 +26,7 @@ export interface BarMapping {
 export abstract class PciAccess {
   private readonly bars = new Map<number, BarMapping>();
   private closed = false;
+  private irqs?: Interrupts;
   /** @internal Made by the providers (device.pci()); `bdf` is the function's address. */
   constructor(
     /** The function's PCI address, e.g. '0000:85:00.0'. */
@@ -39,6 +41,14 @@ export abstract class PciAccess {
   protected abstract writeConfigImpl(offset: number, bytes: Uint8Array): void;
   /** @internal */
   protected abstract closeImpl(): void;
+  /** @internal Back ends with interrupts override both. */
+  protected irqInfoImpl(kind: IrqKind): IrqInfo {
+    return { count: 0, flags: 0 };
+  }
+  /** @internal */
+  protected enableInterruptsImpl(kind: IrqKind, count: number | undefined, onClose: () => void): Interrupts {
+    throw new DmaPoolError('ENODEV', `${this.bdf}: this PCI access has no interrupts`);
+  }
 
   /** @internal Throws EBADF once closed: a closed handle never touches a (possibly reused) descriptor. */
   protected checkOpen(): void {
@@ -134,10 +144,47 @@ export abstract class PciAccess {
     native().mmioWrite(this.bar(bar).id, offset, typeof v === 'bigint' ? v : BigInt(v), 8);
   }
 
-  /** Unmaps BARs (detaching their buffers) and closes the back end. Twice is harmless. */
+  /**
+   * What the function offers for interrupt `kind` (VFIO_DEVICE_GET_IRQ_INFO; UIO: INTx only):
+   * `count` 0 when it has none.
+   */
+  irqInfo(kind: IrqKind): IrqInfo {
+    this.checkOpen();
+    return this.irqInfoImpl(checkIrqKind(this.bdf, kind));
+  }
+
+  /**
+   * Routes `count` vectors of `kind` (default: INTx 1, MSI/MSI-X every vector the function has)
+   * into the event loop: see Interrupts. One kind at a time (EBUSY while another Interrupts of
+   * this handle is open); closed with this handle.
+   */
+  enableInterrupts(kind: IrqKind, count?: number): Interrupts {
+    this.checkOpen();
+    checkIrqKind(this.bdf, kind);
+    if (this.irqs && !this.irqs.closed)
+      throw new DmaPoolError('EBUSY', `${this.bdf}: ${this.irqs.kind} interrupts are already enabled`,
+        'close() them first: a function delivers one interrupt kind at a time');
+    let irqs: Interrupts | undefined = undefined;
+    irqs = this.enableInterruptsImpl(kind, count, () => {
+      if (this.irqs === irqs) this.irqs = undefined;
+    });
+    this.irqs = irqs;
+    return irqs;
+  }
+
+  /** The interrupts enabled on this handle, if any. */
+  get interrupts(): Interrupts | undefined {
+    return this.irqs;
+  }
+
+  /** Disables and closes the interrupts, unmaps BARs (detaching their buffers) and closes the back end. Twice is harmless. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.irqs) {
+      try { this.irqs.close(); } catch { /* the descriptors are closed regardless; the device is going away */ }
+      this.irqs = undefined;
+    }
     for (const b of this.bars.values()) native().unmap(b.id);
     this.bars.clear();
     this.closeImpl();

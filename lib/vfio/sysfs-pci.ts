@@ -3,6 +3,8 @@ import { DmaPoolError } from '../errors';
 import { native } from '../native';
 import { pciDevicePath } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
+import { IrqInfo, IrqKind, Interrupts } from '../irq';
+import { uioEnableInterrupts, uioIrqInfo } from './irq';
 import { BarMapping, PciAccess } from './pci-access';
 
 export class SysfsPciDevice extends PciAccess {
@@ -37,6 +39,18 @@ export class SysfsPciDevice extends PciAccess {
 
   protected writeConfigImpl(offset: number, bytes: Uint8Array): void {
     native().pwrite(this.cfgFd, bytes, offset, `${this.bdf} config`);
+  }
+
+  /** INTx through /dev/uioN when the function is bound to a UIO driver (count 0 otherwise). */
+  protected override irqInfoImpl(kind: IrqKind): IrqInfo {
+    return uioIrqInfo(this.bdf, kind, this.sys);
+  }
+
+  protected override enableInterruptsImpl(kind: IrqKind, count: number | undefined, onClose: () => void): Interrupts {
+    return uioEnableInterrupts(this.bdf, kind, count, this.sys, {
+      read16: (off) => this.configRead16(off),
+      write16: (off, v) => this.configWrite16(off, v),
+    }, onClose);
   }
 
   protected closeImpl(): void {

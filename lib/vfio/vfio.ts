@@ -8,6 +8,8 @@ import { IovaAllocator } from '../iova';
 import { native } from '../native';
 import { PciDeviceInfo, groupMembers, normalizeBdf, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
+import { IrqInfo, IrqKind, Interrupts } from '../irq';
+import { vfioEnableInterrupts, vfioIrqInfo } from './irq';
 import { BarMapping, PciAccess } from './pci-access';
 import * as u from './uapi';
 
@@ -237,6 +239,14 @@ export class VfioPciDevice extends PciAccess {
     if (!(this.flags & u.VFIO_DEVICE_FLAGS_RESET))
       throw new DmaPoolError('ENODEV', `${this.bdf} has no reset method VFIO can use`);
     native().ioctl(this.fd, u.VFIO_DEVICE_RESET, 0, 'VFIO_DEVICE_RESET');
+  }
+
+  protected override irqInfoImpl(kind: IrqKind): IrqInfo {
+    return vfioIrqInfo(this.fd, kind);
+  }
+
+  protected override enableInterruptsImpl(kind: IrqKind, count: number | undefined, onClose: () => void): Interrupts {
+    return vfioEnableInterrupts(this.bdf, this.fd, kind, count, onClose);
   }
 
   protected closeImpl(): void {

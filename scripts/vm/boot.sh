@@ -10,7 +10,7 @@ args=(-machine q35,accel=tcg,kernel-irqchip=split -cpu max -m 2048 -smp 2 -nogra
       -kernel "$kernel" -initrd "$initrd"
       -virtfs local,path=/,mount_tag=hostfs,security_model=none,readonly=on,multidevs=remap
       -virtfs local,path="$out",mount_tag=out,security_model=none,multidevs=remap)
-append="console=ttyS0 quiet panic=-1 dmapool.guest=$guest dmapool.repo=${REPO_GUEST:-$REPO}"
+append="console=ttyS0 quiet panic=-1 no_timer_check dmapool.guest=$guest dmapool.repo=${REPO_GUEST:-$REPO}"
 if [[ "$guest" == a ]]; then
   nvme="$out/nvme.img"
   # a fresh all-zero image each boot: run.sh compares it afterwards with what the NVMe suite wrote

@@ -78,6 +78,8 @@ class Target {
   views: number[] = [];
   maxMap = 0;
   maxView = 0;
+  irqs: number[] = [];
+  closedIrqs: number[] = [];
   constructor(readonly name: string, readonly addon: Addon, readonly strict: boolean) {}
   fn(name: string): Fn { return this.addon[name] as Fn; }
 }
@@ -480,6 +482,45 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
     setErrorClass: (t) => (t.strict && chance(0.3) ? [DmaPoolError]
       : [pick([5, 'DmaPoolError', null, undefined, {}, [], Symbol('c'), 1n, new Error('x')])]),
   };
+  /** An interrupt handle argument: live, closed, another instance's, or hostile. */
+  function irqArg(t: Target): unknown {
+    const r = R();
+    if (r < 0.6 && t.irqs.length) return pick(t.irqs);
+    if (r < 0.75 && t.closedIrqs.length) return pick(t.closedIrqs);
+    if (r < 0.85) { const o = pick(targets); if (o.irqs.length) return pick(o.irqs); }
+    return pick([0, -1, 1, 2 ** 32, 2 ** 53, 0.5, NaN, '1', 1n, null, undefined, () => hostile(t)].map((v) => (typeof v === 'function' ? v() : v)));
+  }
+  /** Callbacks for interrupt handles: they run from the loop and call back into the addon. */
+  function irqCallback(t: Target): unknown {
+    return pick([
+      () => {},
+      () => {
+        // re-entrancy from the loop: close itself or another handle, re-arm, signal another
+        try {
+          const o = pick(targets);
+          const id = o.irqs.length ? pick(o.irqs) : 0;
+          const op = pick(['irqClose', 'irqArm', 'irqSignal', 'irqRead']);
+          learn(o, op, [id, 1], call(o, op, [id, 1]));
+        } catch { /* the callback must not throw into the addon */ }
+      },
+      5, null, undefined, {}, 'f',
+    ]);
+  }
+  gen.irqCreate = (t) => [irqCallback(t)];
+  gen.irqAdoptUio = (t) => [fdArg(t), pick([0, 1, 2 ** 32 - 1, 2 ** 32, -1, 0.5]), irqCallback(t)];
+  gen.irqArm = (t) => [irqArg(t)];
+  gen.irqDisarm = (t) => [irqArg(t)];
+  gen.irqRead = (t) => [irqArg(t)];
+  gen.irqClose = (t) => [irqArg(t)];
+  gen.irqCount = () => [];
+  gen.irqSignal = (t) => [irqArg(t), pick([1, 1, 3, 0, -1, 2 ** 53 - 1, 2 ** 53, 0.5, NaN, 1n, '1'])];
+  gen.irqUioControl = (t) => [irqArg(t), pick([true, false, 1, 0, 'x', null])];
+  gen.vfioSetIrqs = (t) => {
+    const ids = () => Array.from({ length: int(4) }, () => (chance(0.8) ? irqArg(t) : -1));
+    const irqs = pick([undefined, undefined, ids(), [-1], [-2], [0.5], 'x', {}, new Array(3000).fill(-1), [2 ** 32]]);
+    return [fdArg(t), pick([0, 1, 2, 3, 4, 5, -1, 0.5, 2 ** 32]), pick([8, 16, 32, 32, 0, 24, 1, -1]),
+      pick([0, 0, 1, 2047, 2048, -1, 0.5]), Array.isArray(irqs) && chance(0.7) ? irqs.length : pick([0, 1, 2, 2048, 2049, -1]), irqs];
+  };
   const generic = (t: Target) => Array.from({ length: int(6) }, () => hostile(t));
 
   /** Keeps the fuzz inside the machine: nothing large is populated, locked or pre-faulted. */
@@ -508,6 +549,13 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
       t.zeroFds.delete(r);
       if (name === 'memfdCreate') t.memfdSize.set(r, 0);
       if (name === 'open' && a[0] === '/dev/zero') t.zeroFds.add(r);
+    } else if ((name === 'irqCreate' || name === 'irqAdoptUio') && typeof r === 'number') {
+      t.irqs.push(r);
+      if (name === 'irqAdoptUio') t.liveFds = t.liveFds.filter((x) => x !== a[0]); // the handle owns it now
+    } else if (name === 'irqClose' && typeof a[0] === 'number' && t.irqs.includes(a[0])) {
+      t.irqs = t.irqs.filter((x) => x !== a[0]);
+      t.closedIrqs.push(a[0]);
+      if (t.closedIrqs.length > 20) t.closedIrqs.shift();
     } else if (name === 'close' && typeof a[0] === 'number' && t.liveFds.includes(a[0])) {
       t.liveFds = t.liveFds.filter((x) => x !== a[0]);
       t.memfdSize.delete(a[0]);
@@ -600,7 +648,8 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
     mapAnonymous: 6, mmapFd: 7, subBuffer: 8, releaseBuffer: 5, bufferPending: 3, unmap: 3, mappingInfo: 3,
     mmioRead: 8, mmioWrite: 8, open: 3, close: 2, ioctl: 8, pread: 5, pwrite: 5, memfdCreate: 2, ftruncate: 3,
     addSeals: 3, getSeals: 2, getrlimitMemlock: 1, vfioGroupGetDeviceFd: 2, udmabufCreate: 2, vfioMapDma: 3,
-    vfioUnmapDma: 2, setErrorClass: 1,
+    vfioUnmapDma: 2, setErrorClass: 1, irqCreate: 2, irqAdoptUio: 1, irqArm: 3, irqDisarm: 2, irqRead: 3, irqSignal: 3,
+    irqUioControl: 1, irqClose: 2, irqCount: 1, vfioSetIrqs: 3,
   };
   const wheel: string[] = [];
   for (const n of exportNames) for (let i = 0; i < (WEIGHTS[n] ?? 2); i++) wheel.push(n);
@@ -627,6 +676,7 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
     // keep the handle pools bounded: too many fds or mappings → release some instead
     if (t.liveFds.length > 40 && ['open', 'memfdCreate', 'vfioGroupGetDeviceFd', 'udmabufCreate'].includes(name)) fname = 'close';
     if (t.maps.size > 40 && ['mapAnonymous', 'mmapFd'].includes(name)) fname = 'unmap';
+    if (t.irqs.length > 30 && name === 'irqCreate') fname = 'irqClose';
     const a = (gen[fname] ?? generic)(t);
     // mutate: a hostile value in one position, a missing or an extra argument
     if (chance(0.12) && a.length) a[int(a.length)] = hostile(t);
@@ -634,6 +684,7 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
     if (chance(0.04)) a.push(hostile(t));
     if (fname === 'close' && t.liveFds.length > 40) a[0] = pick(t.liveFds);
     if (fname === 'unmap' && t.maps.size > 40) a[0] = pick(liveMapIds(t));
+    if (fname === 'irqClose' && t.irqs.length > 30) a[0] = pick(t.irqs);
     defuse(fname, a);
     if (!first && chance(0.015)) learn(t, fname, a, withProtoSetters(a, () => call(t, fname, a)));
     else learn(t, fname, a, call(t, fname, a));
@@ -658,10 +709,16 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
 
   const ending = pick(['live', 'cleanup', 'exit']);
   s.ending = ending;
+  // an armed interrupt handle keeps the loop alive (by design): 'live' leaves the handles open
+  // but idle, so the process ends and the environment teardown closes them
+  if (ending === 'live') {
+    for (const t of targets) for (const id of t.irqs) { try { (t.fn('irqDisarm'))(id); } catch { /* closed */ } }
+  }
   if (ending === 'cleanup') {
     for (const t of targets) {
       for (const id of liveMapIds(t)) { try { (t.fn('unmap'))(id); } catch { /* DMA-busy or already gone */ } }
       for (const fd of t.liveFds) { try { (t.fn('close'))(fd); } catch { /* closed through a getter */ } }
+      for (const id of t.irqs) { try { (t.fn('irqClose'))(id); } catch { /* closed from a callback */ } }
     }
     escaped.length = 0;
     streams.length = 0;
