@@ -135,7 +135,8 @@ export function registerNvmeCommands(program: Command): void {
       if (o.json) { console.log(JSON.stringify({ controller: desc, machine, emulated: !!emulated, rows }, null, 2)); return; }
       console.log(`dmapool nvme bench — ${desc}\n${machine}${emulated ? `\n${emulated}` : ''}\nrandom reads, ${o.seconds} s per point, buffer offset ${o.offset}\n`);
       console.log(formatNvmeBench(rows));
-      console.log('\npool µs/IO: dma_pool alloc (with list building) + free per command; lists/IO 0 means PRP1/PRP2 only (no pool use, as in Linux)');
+      console.log('\npool µs/IO: median per I/O of dma_pool alloc (with list building) + free, mean in brackets; pool share: that median / ' +
+        'the median latency; lists/IO 0 means PRP1 [+ PRP2] only: no pool call, as in Linux');
     });
 
   for (const c of [nvme, ...nvme.commands]) oneLineErrors(c);

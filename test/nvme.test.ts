@@ -487,4 +487,28 @@ describe('NVMe driver on a real controller (vfio-pci)', function () {
     await using again = await Nvme.open(`vfio:${bdf}`);
     checkAgainstModel(0, 64, await again.read(0, 64));
   });
+
+  it('interrupt-driven completion: an MSI-X vector per CQ, 2 queues, QD 32 writes and reads, no polling', async () => {
+    await using n = await Nvme.open(`vfio:${bdf}`, { completion: 'interrupt', queues: 2, queueDepth: 32 });
+    assert.equal(n.completion, 'interrupt');
+    const region = 64, count = 32, base = 49152;
+    const wbuf = n.allocBuffer(count * region * bs + 4096), rbuf = n.allocBuffer(count * region * bs + 4096);
+    try {
+      const seeds = Array.from({ length: count }, () => seed++);
+      seeds.forEach((s, i) => pattern(s, region * bs, wbuf.bytes.subarray(8 + i * region * bs, 8 + (i + 1) * region * bs)));
+      const pollsBefore = n.irqWakeups;
+      await Promise.all(seeds.map((_, i) => n.writeFrom(base + i * region, region, wbuf, 8 + i * region * bs)));
+      assert.ok(n.ioQueues.every((q) => q.completions > 0), 'both I/O queues were used');
+      seeds.forEach((s, i) => {
+        manifest.writes.push({ lba: base + i * region, blocks: region, seed: s });
+        const d = pattern(s, region * bs);
+        for (let b = 0; b < region; b++) model.set(base + i * region + b, d.subarray(b * bs, (b + 1) * bs));
+      });
+      await Promise.all(seeds.map((_, i) => n.readInto(base + i * region, region, rbuf, 12 + i * region * bs)));
+      assert.ok(Buffer.compare(rbuf.bytes.subarray(12, 12 + count * region * bs), wbuf.bytes.subarray(8, 8 + count * region * bs)) === 0);
+      assert.ok(n.irqWakeups > pollsBefore, `${n.irqWakeups - pollsBefore} interrupt wake-ups`);
+    } finally {
+      wbuf.free(); rbuf.free();
+    }
+  });
 });

@@ -58,6 +58,8 @@ export interface PoolTime {
   /** Milliseconds in dma_pool alloc (with PRP list building) and free. */
   allocMs: number;
   freeMs: number;
+  /** Per command with a data pointer, in completion order: ms in the pools (alloc + list building + free; 0 without a list). */
+  samples: number[];
 }
 
 /** The interrupt API of lib/irq.ts, as this driver uses it (MSI-X: one vector per completion queue). */
@@ -83,7 +85,7 @@ export class Nvme {
   readonly prpPools: { page: DmaPool; small: DmaPool };
   /** Bytes per command at most (MDTS, or maxTransfer). */
   maxTransfer = 0;
-  readonly poolTime: PoolTime = { listCommands: 0, commands: 0, allocMs: 0, freeMs: 0 };
+  readonly poolTime: PoolTime = { listCommands: 0, commands: 0, allocMs: 0, freeMs: 0, samples: [] };
   readonly regs: Registers;
   readonly admin: QueuePair;
   readonly ioQueues: QueuePair[] = [];
@@ -102,6 +104,8 @@ export class Nvme {
   private readonly irqLoops = new Set<number>();
   /** How completions are noticed. */
   readonly completion: 'poll' | 'interrupt';
+  /** Interrupt mode: wake-ups of the per-queue wait loops (each followed by a reap). */
+  irqWakeups = 0;
 
   /**
    * Opens the NVMe controller behind `spec` (e.g. 'vfio:0000:00:04.0'): resets and enables it,
@@ -258,13 +262,17 @@ export class Nvme {
     }
     if (this.state === 'closed' || (this.state === 'closing' && q !== this.admin)) this.checkOpen();
     let prps: Prps | undefined;
+    let allocMs = 0;
     if (data) {
       const t0 = this.accounting ? performance.now() : 0;
       prps = buildPrps(this.pools, data.dma, data.bytes);
       if (this.accounting) {
-        this.poolTime.allocMs += performance.now() - t0;
         this.poolTime.commands++;
-        if (prps.lists.length) this.poolTime.listCommands++;
+        if (prps.lists.length) {
+          allocMs = performance.now() - t0;
+          this.poolTime.allocMs += allocMs;
+          this.poolTime.listCommands++;
+        } else this.poolTime.samples.push(0); // PRP1 [+ PRP2]: no pool call
       }
       c.prp1 = prps.prp1;
       c.prp2 = prps.prp2;
@@ -277,7 +285,9 @@ export class Nvme {
           if (!this.accounting) return freePrps(this.pools, held);
           const t0 = performance.now();
           freePrps(this.pools, held);
-          this.poolTime.freeMs += performance.now() - t0;
+          const freeMs = performance.now() - t0;
+          this.poolTime.freeMs += freeMs;
+          this.poolTime.samples.push(allocMs + freeMs);
         };
       }
       q.submit(c, p);
@@ -453,6 +463,7 @@ export class Nvme {
         while (!this.isClosed && q.inFlight > 0) {
           await v.wait();
           if (this.isClosed) break;
+          this.irqWakeups++;
           q.reap();
         }
       } catch (e) {
