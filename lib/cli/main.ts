@@ -302,6 +302,7 @@ export function main(argv: string[]): void {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
+  (require('./cli-nvme') as typeof import('./cli-nvme')).registerNvmeCommands(program); // issue 11: dmapool nvme …
   for (const c of [program, ...program.commands]) reportUsageErrors(c);
   program.parseAsync(argv).catch((e: Error) => {
     console.error(`dmapool: ${e.message}`);

@@ -13,10 +13,12 @@ args=(-machine q35,accel=tcg,kernel-irqchip=split -cpu max -m 2048 -smp 2 -nogra
 append="console=ttyS0 quiet panic=-1 no_timer_check dmapool.guest=$guest dmapool.repo=${REPO_GUEST:-$REPO}"
 if [[ "$guest" == a ]]; then
   nvme="$out/nvme.img"
+  # a fresh all-zero image each boot: run.sh compares it afterwards with what the NVMe suite wrote
+  rm -f "$nvme" "$out/nvme-manifest.json"
   truncate -s 64M "$nvme"
   args+=(-device intel-iommu,intremap=on,caching-mode=on
          -device edu,dma_mask=0xffffffffffffffff
-         -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool,drive=n0)
+         -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool,drive=n0,mdts=10)  # MDTS 4 MiB: commands with chained PRP lists
   append+=" intel_iommu=on"
 else
   args+=(-device edu,dma_mask=0xffffffffffffffff)
