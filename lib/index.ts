@@ -18,4 +18,3 @@ export { SimProvider } from './providers/sim';
 export type { PciAccess, BarMapping } from './vfio/pci-access';
 export type { IrqKind, IrqInfo, InterruptVector, Interrupts } from './irq';
 export { poolsReport, poolsLine, POOLS_HEADER } from './report';
-export * from './drivers/nvme';

@@ -178,6 +178,10 @@ export const needs = {
     return requirement('no free 2 MiB huge pages', 'the host suite while /proc/sys/vm/nr_hugepages is 0 (not the VM guests: they reserve 64)',
       free > 0 && `${free} huge pages are free here`);
   },
+  /** The host run: the VM guests set DMAPOOL_TEST_SIM=0 and leave host-side checks (e.g. child processes) to it. */
+  hostRun(what: string): Requirement {
+    return requirement(what, 'the host suite', process.env.DMAPOOL_TEST_SIM === '0' && 'DMAPOOL_TEST_SIM=0: the VM guests leave these checks to the host run');
+  },
   /** A path that must (or, with `present` false, must not) exist on this machine. */
   path(p: string, present: boolean, what: string, runsIn: string): Requirement {
     const there = fs.existsSync(p);

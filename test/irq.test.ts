@@ -19,7 +19,7 @@ import { DmaPoolError } from '../lib/errors';
 import { InterruptSet, makeVectors, Vector } from '../lib/irq';
 import { addonPath, native } from '../lib/native';
 import { Edu, DMA_IRQ, EDU_BUF_SIZE } from './edu';
-import { deviceSpecs } from './helpers';
+import { allOf, describeIf, deviceSpecs, envValue, itIf, needs, RUNS_IN } from './helpers';
 
 const rejectsWith = (p: Promise<unknown>, code: string) =>
   assert.rejects(p, (e: unknown) => e instanceof DmaPoolError && e.code === code);
@@ -141,7 +141,8 @@ describe('interrupts: vectors over eventfds (host)', () => {
 
   // The child-process checks are host-side code paths (the guests' suites run DMAPOOL_TEST_SIM=0
   // and leave them to the host run: ~90 s of emulated Node start-ups)
-  const childIt = process.env.DMAPOOL_TEST_SIM === '0' ? it.skip : it;
+  const hostRun = needs.hostRun('the host run (child processes of the host\'s Node)');
+  const childIt = (title: string, fn: Mocha.Func) => itIf(hostRun, title, fn);
 
   childIt('a pending wait keeps the process alive; an idle or aborted vector does not (child processes)', () => {
     // the only thing that raises the interrupt is an unref'd timer: it fires only if the armed
@@ -204,18 +205,12 @@ describe('interrupts: vectors over eventfds (host)', () => {
 
 // ---- real interrupts from QEMU's edu device (VM test bed) -------------------------------------
 
-const edu = process.env.DMAPOOL_EDU;
-const specs = deviceSpecs().filter((s) => edu && (s.startsWith('vfio:') || s.startsWith('uio:')));
+const specs = deviceSpecs().filter((s) => s.startsWith('vfio:') || s.startsWith('uio:'));
+const eduIrq = allOf(needs.env('DMAPOOL_EDU', 'the QEMU edu device', RUNS_IN.guests),
+  needs.testDevice('the edu device on vfio-pci or uio_pci_generic (a vfio: or uio: spec)', RUNS_IN.guests,
+    (s) => s.startsWith('vfio:') || s.startsWith('uio:')));
 
-describe('interrupts from a real device (QEMU edu)', function () {
-  if (!edu || specs.length === 0) {
-    it('needs the edu device on vfio-pci or uio_pci_generic', function () {
-      this.skip();
-    });
-    console.log(`  (skipped: ${!edu ? 'DMAPOOL_EDU is not set' : 'no vfio: or uio: spec in DMAPOOL_TEST_DEVICES'}` +
-      ' — run `npm run test:vm` for the real-device suite)');
-    return;
-  }
+describeIf(eduIrq, 'interrupts from a real device (QEMU edu)', function () {
   for (const spec of specs) {
     const vfio = spec.startsWith('vfio:');
     describe(spec, () => {
@@ -410,15 +405,10 @@ describe('interrupts from a real device (QEMU edu)', function () {
 
 // ---- MSI-X on guest A's emulated NVMe controller (edu has no MSI-X) ---------------------------
 
-const nvme = process.env.DMAPOOL_VFIO_BDF2;
+const nvmeGate = needs.env('DMAPOOL_VFIO_BDF2', 'the NVMe controller on vfio-pci', RUNS_IN.guestA);
 
-describe('interrupts: MSI-X (QEMU NVMe controller on vfio-pci)', function () {
-  if (!nvme) {
-    it('needs the NVMe controller on vfio-pci (DMAPOOL_VFIO_BDF2)', function () {
-      this.skip();
-    });
-    return;
-  }
+describeIf(nvmeGate, 'interrupts: MSI-X (QEMU NVMe controller on vfio-pci)', function () {
+  const nvme = envValue('DMAPOOL_VFIO_BDF2');
   let dev: Device;
   before(() => {
     dev = openDevice(`vfio:${nvme}`);

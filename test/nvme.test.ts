@@ -18,6 +18,7 @@ import type { Registers } from '../lib/drivers/nvme/registers';
 import type { VfioProvider } from '../lib/providers/vfio';
 import { rng } from '../lib/rng';
 import { compareImage, Manifest, pattern, replay } from './nvme-image';
+import { describeIf, envValue, needs, RUNS_IN } from './helpers';
 
 const isErr = (code: string, re?: RegExp) => (e: unknown) => e instanceof DmaPoolError && e.code === code && (!re || re.test(e.message));
 
@@ -271,14 +272,10 @@ describe('NVMe image check (run.sh, after guest A)', () => {
 
 // ---- the real controller (VM test bed) ------------------------------------------------------
 
-const bdf = process.env.DMAPOOL_VFIO_BDF2;
+const nvmeGate = needs.env('DMAPOOL_VFIO_BDF2', 'an NVMe controller on vfio-pci', RUNS_IN.guestA);
 
-describe('NVMe driver on a real controller (vfio-pci)', function () {
-  if (!bdf) {
-    it('needs an NVMe controller on vfio-pci', function () { this.skip(); });
-    console.log('  (skipped: DMAPOOL_VFIO_BDF2 names no NVMe controller on vfio-pci — runs in the VM test bed, guest A)');
-    return;
-  }
+describeIf(nvmeGate, 'NVMe driver on a real controller (vfio-pci)', function () {
+  const bdf = envValue('DMAPOOL_VFIO_BDF2');
   let nvme: Nvme;
   let bs = 512;
   const manifest: Manifest = { blockSize: 0, blocks: 0, writes: [] };

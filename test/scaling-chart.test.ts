@@ -105,7 +105,7 @@ describe('scaling chart', () => {
     assert.equal(new Set(shapes).size, 4, 'four distinct markers');
     // a subset keeps each strategy's own marker and dash
     const sub = chartSpec(pts.filter((p) => p.strategy === 'rbtree' || p.strategy === 'radix'), 't') as typeof spec;
-    const subShape = sub.spec.layer[2]!.encoding.shape!.scale as unknown as { domain: string[]; range: string[] };
+    const subShape: { domain: string[]; range: string[] } = Object(sub.spec.layer[2]!.encoding.shape!.scale);
     assert.deepEqual(subShape, { domain: ['rbtree', 'radix'], range: [shapes[1], shapes[3]] });
 
     const svg = await renderSvg(pts, 'ticks');

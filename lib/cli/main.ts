@@ -13,6 +13,7 @@ import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor, parseSize 
 import { DmaPoolError } from '../errors';
 import { isKernelOwned, normalizeBdf, pciInfo } from '../pci';
 import { SysRoot } from '../sysfs';
+import { registerNvmeCommands } from './nvme';
 import { DEFAULT_NS, loadChartLibraries, runScaling, writeScaling } from './scaling';
 import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
   runKernelBench } from './kernel-bench';
@@ -302,7 +303,7 @@ export function main(argv: string[]): void {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
     });
 
-  (require('./cli-nvme') as typeof import('./cli-nvme')).registerNvmeCommands(program); // issue 11: dmapool nvme …
+  registerNvmeCommands(program); // dmapool nvme identify|read|write|bench
   for (const c of [program, ...program.commands]) reportUsageErrors(c);
   program.parseAsync(argv).catch((e: Error) => {
     console.error(`dmapool: ${e.message}`);

@@ -5,11 +5,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { formatNvmeBench, runNvmeBench, type Completion } from './drivers/nvme/bench';
-import { Nvme } from './drivers/nvme/nvme';
+import { formatNvmeBench, runNvmeBench, type Completion } from '../drivers/nvme/bench';
+import { Nvme } from '../drivers/nvme/nvme';
 import { parseSize } from './doctor';
-import { normalizeBdf } from './pci';
-import { hexDump } from './pool';
+import { normalizeBdf } from '../pci';
+import { hexDump } from '../pool';
 
 function q(v: string): string {
   return `'${v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
