@@ -1,7 +1,7 @@
 export { openDevice } from './open';
 export type { OpenOptions, DeviceSpec } from './open';
 export { Device } from './device';
-export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDump, dmaToBigInt, dmaFromBigInt } from './pool';
+export { DmaPool, POOL_POISON_ALLOCATED, POOL_POISON_FREED, POOL_NAME_MAX, hexDump, dmaToBigInt, dmaFromBigInt, dmaReadBarrier } from './pool';
 export type { PoolOptions, PoolStats, DebugReport } from './pool';
 export type { IndexKind } from './index/page-index';
 export { DmaPoolError } from './errors';

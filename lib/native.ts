@@ -72,6 +72,8 @@ export interface NativeAddon extends NativeIrq {
   /** One fenced volatile access of `width` bytes at mapping[offset] (bounds-checked). */
   mmioRead(mapping: number, offset: number, width: 1 | 2 | 4 | 8): bigint;
   mmioWrite(mapping: number, offset: number, value: bigint | number, width: 1 | 2 | 4 | 8): void;
+  /** dma_rmb(): later loads of DMA memory are not satisfied before earlier ones (arm64 dmb oshld). */
+  dmaReadBarrier(): void;
 
   // ---- descriptors ----
   /** open(2) with O_CLOEXEC added; flags: an access mode, optionally O_SYNC / O_NONBLOCK. */

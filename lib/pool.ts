@@ -5,6 +5,7 @@
  * on free blocks cannot corrupt the pool.
  */
 import { DmaPoolError, hex } from './errors';
+import { native } from './native';
 import { LinearIndex } from './index/linear';
 import { INDEX_KINDS, type IndexKind, type PageIndex, type PageIndexFactory } from './index/page-index';
 export { INDEX_KINDS };
@@ -809,6 +810,16 @@ function describeError(e: unknown, stack: boolean): string {
  * 2^53, exactly representable — and BigInt appears only at the descriptor boundary, through this
  * and dmaFromBigInt(). EINVAL unless `dma` is a non-negative safe integer.
  */
+/**
+ * Linux's dma_rmb() for JS reading memory a device writes: call it between reading a
+ * descriptor's valid/phase bit and reading the rest of the descriptor, so the rest is not read
+ * before the bit (arm64 `dmb oshld`; on x86, where loads are not reordered with older loads, a
+ * compiler barrier). Writes need no call: every MMIO write (a doorbell) is fenced in the shim.
+ */
+export function dmaReadBarrier(): void {
+  native().dmaReadBarrier();
+}
+
 export function dmaToBigInt(dma: number): bigint {
   if (typeof dma !== 'number' || !Number.isSafeInteger(dma) || dma < 0)
     throw new DmaPoolError('EINVAL', `dmaToBigInt: a DMA address is a non-negative safe integer, got ${describeValue(dma)}`);

@@ -365,6 +365,13 @@ static Napi::Value MmioWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dmaReadBarrier(): dma_rmb() for JS reading coherent DMA memory the device writes (e.g. read a
+// completion entry's phase bit, call this, then read the entry's other fields). Takes no arguments.
+static Napi::Value DmaReadBarrier(const Napi::CallbackInfo& info) {
+  mmio::DmaReadBarrier();
+  return info.Env().Undefined();
+}
+
 void InitMemory(Napi::Env env, Napi::Object exports) {
   State& st = GetState(env);
   exports.Set("pageSize", (double)st.pageSize);
@@ -378,6 +385,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mappingInfo", Napi::Function::New(env, MappingInfo, "mappingInfo"));
   exports.Set("mmioRead", Napi::Function::New(env, MmioRead, "mmioRead"));
   exports.Set("mmioWrite", Napi::Function::New(env, MmioWrite, "mmioWrite"));
+  exports.Set("dmaReadBarrier", Napi::Function::New(env, DmaReadBarrier, "dmaReadBarrier"));
 }
 
 }  // namespace dmapool

@@ -27,6 +27,9 @@ namespace mmio {
 #if defined(__x86_64__)
 
 inline void Fence() { __asm__ __volatile__("mfence" ::: "memory"); }
+// dma_rmb(): x86 never reorders loads with older loads, and DMA to coherent memory is snooped:
+// a compiler barrier (as Linux's x86 dma_rmb() is).
+inline void DmaReadBarrier() { __asm__ __volatile__("" ::: "memory"); }
 inline uint8_t Read8(const volatile void* p) { return *(const volatile uint8_t*)p; }
 inline uint16_t Read16(const volatile void* p) { return *(const volatile uint16_t*)p; }
 inline uint32_t Read32(const volatile void* p) { return *(const volatile uint32_t*)p; }
@@ -39,6 +42,9 @@ inline void Write64(volatile void* p, uint64_t v) { *(volatile uint64_t*)p = v; 
 #elif defined(__aarch64__)
 
 inline void Fence() { __asm__ __volatile__("dmb osh" ::: "memory"); }
+// dma_rmb(): loads of coherent DMA memory after it are not satisfied before loads before it
+// (a completion's fields read only after its valid/phase bit), as Linux's arm64 dma_rmb().
+inline void DmaReadBarrier() { __asm__ __volatile__("dmb oshld" ::: "memory"); }
 inline uint8_t Read8(const volatile void* p) {
   uint8_t v;
   __asm__ __volatile__("ldrb %w0, [%1]" : "=r"(v) : "r"(p) : "memory");

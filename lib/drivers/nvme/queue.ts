@@ -10,6 +10,7 @@ import type { Registers } from './registers';
 import { DmaBuffer } from './buffer';
 import { CQE_SIZE, encodeSqe, Sqe, SQE_SIZE } from './commands';
 import { NvmeError } from './status';
+import { dmaReadBarrier } from '../../pool';
 
 /** A command in flight. */
 export interface Pending {
@@ -103,6 +104,7 @@ export class QueuePair {
       const off = this.cqHead * CQE_SIZE;
       const dw3 = dv.getUint32(off + 12, true);
       if (((dw3 >>> 16) & 1) !== this.phase) break;
+      dmaReadBarrier(); // the entry's other fields only after its phase bit (dma_rmb, as Linux's nvme_cqe_pending)
       const result = dv.getUint32(off, true);
       this.sqHead = dv.getUint16(off + 8, true);
       const cid = dw3 & 0xffff, status = dw3 >>> 17;
