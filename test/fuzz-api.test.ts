@@ -1,7 +1,8 @@
 /**
  * Safety issue: the public-API fuzzer — ≥ 10^6 random operations per run over several devices and
  * pools interleaved (alloc, zalloc, free, writes through views, destroy, close, bad addresses,
- * JS detach attempts), against a model, with byte patterns checked for cross-pool corruption.
+ * JS detach attempts; the bulk API allocMany/zallocMany/freeMany with hostile batches, dataView,
+ * dmaToBigInt/dmaFromBigInt), against a model, with byte patterns checked for cross-pool corruption.
  * The engine and everything it checks: test/fuzz/api-fuzzer.ts.
  *
  *   DMAPOOL_FUZZ_SEED=<n>      replay a run (the seed is printed)
@@ -36,9 +37,19 @@ describe('public API fuzzer (devices × pools × views, against a model)', funct
       // a full run reaches every kind of operation (a weight set to 0 by mistake would show here)
       const missing = ['alloc', 'zalloc', 'free', 'write', 'view', 'double-free', 'view-free', 'bad-address', 'destroy',
         'destroy-busy', 'use-after-destroy', 'create', 'create-bad', 'close', 'close-busy', 'use-after-close', 'detach-stream',
-        'detach-byob', 'detach-clone', 'detach-message', 'escape-write', 'escape-again', 'scribble', 'page-scribble']
+        'detach-byob', 'detach-clone', 'detach-message', 'escape-write', 'escape-again', 'scribble', 'page-scribble',
+        'allocMany', 'zallocMany', 'allocMany-bad', 'freeMany', 'freeMany-bad', 'dataView', 'dataView-bad', 'dma-bigint']
         .filter((k) => !skip.includes(k) && !r.opsByKind[k]);
       assert.deepEqual(missing, [], `operation kinds never run: ${missing.join(', ')}`);
+      // and every form of freeMany() argument, good and hostile
+      const forms = ['an array', 'a Float64Array', 'the allocMany() result', 'an array-like object',
+        'a Proxy that answers differently after its first read', 'a Float64Array in a block of the batch']
+        .map((f) => `freeMany via ${f}`)
+        .concat(['a freed block', 'a block twice', 'inside a block', 'a non-number', 'NaN/±1/±∞/2^64', 'a bad address', 'a hole',
+          'a Proxy, bad first answer', 'a throwing getter', 'not an array-like', 'a bad length',
+          'a getter that frees a block of the batch'].map((f) => `freeMany-bad: ${f}`))
+        .filter((f) => !skip.includes(f.startsWith('freeMany-bad') ? 'freeMany-bad' : 'freeMany') && !r.notes[f]);
+      assert.deepEqual(forms, [], `freeMany() forms never run: ${forms.join(', ')}`);
     }
     assert.equal(r.violations, 0,
       `${r.violations} violations (seed ${seed}): ${Object.entries(r.violationsByKind).map(([k, n]) => `${k} × ${n}`).join(', ')}`);

@@ -1140,42 +1140,49 @@ export class ApiFuzzer {
     if (!pm) return this.opAllocMany(false);
     if (pm.mode === 'fill' && pm.live.length < pm.maxLive) return this.opAllocMany(this.r() < 0.3);
     this.count('freeMany');
-    const how = this.int(8);
+    const how = this.int(9);
     let blocks: Block[];
     let addrs: ArrayLike<number>;
     let form: string;
     let reads: Map<PropertyKey, number> | undefined;
     const b0 = pm.batch;
     pm.batch = undefined;
-    if (how === 0 && b0 && b0.blocks.every((b) => pm.live[pm.pos.get(b.dma) ?? -1] === b)) {
-      blocks = b0.blocks;
+    const fromBatch = how === 0 && b0 !== undefined && b0.blocks.every((b) => pm.live[pm.pos.get(b.dma) ?? -1] === b);
+    blocks = fromBatch ? b0.blocks : this.pickBlocks(pm, Math.max(this.r() < 0.1 ? 0 : 1, this.batchSize()));
+    // every block is checked at least once: when it is freed
+    for (const b of blocks) this.verifyBlock(b, false, `freeMany of ${blocks.length}: before the free`);
+    const list = blocks.map((b) => b.dma);
+    // a Float64Array in the memory of a block of the batch (a ring of addresses in DMA memory)
+    const holder = how === 8 ? blocks.find((b) => b.view.byteLength >= 8 * list.length && b.view.byteOffset % 8 === 0) : undefined;
+    if (fromBatch) {
       addrs = b0.addrs;
       form = 'the allocMany() result';
+    } else if (holder) {
+      const f = new Float64Array(holder.view.buffer, holder.view.byteOffset, list.length);
+      f.set(list);
+      addrs = f;
+      form = `a Float64Array in block ${hex(holder.dma)} of the batch`;
+    } else if (how <= 2) {
+      addrs = list;
+      form = 'an array';
+    } else if (how <= 4 || how === 8) {
+      addrs = Float64Array.from(list);
+      form = 'a Float64Array';
+    } else if (how === 5) {
+      const o: Record<string, number> = { length: list.length };
+      list.forEach((d, i) => { o[i] = d; });
+      addrs = o as unknown as ArrayLike<number>;
+      form = 'an array-like object';
     } else {
-      blocks = this.pickBlocks(pm, Math.max(this.r() < 0.1 ? 0 : 1, this.batchSize()));
-      const list = blocks.map((b) => b.dma);
-      if (how <= 2) {
-        addrs = list;
-        form = 'an array';
-      } else if (how <= 4) {
-        addrs = Float64Array.from(list);
-        form = 'a Float64Array';
-      } else if (how === 5) {
-        const o: Record<string, number> = { length: list.length };
-        list.forEach((d, i) => { o[i] = d; });
-        addrs = o as unknown as ArrayLike<number>;
-        form = 'an array-like object';
-      } else {
-        // the first read of each element (and of length) is the batch, later reads something else
-        reads = new Map();
-        const other = this.freedBlock(pm) ?? NaN;
-        addrs = this.shifty(list, reads, (k) => (k === 'length' ? list.length + 3 : other));
-        form = 'a Proxy that answers differently after its first read';
-      }
+      // the first read of each element (and of length) is the batch, later reads something else
+      reads = new Map();
+      const other = this.freedBlock(pm) ?? NaN;
+      addrs = this.shifty(list, reads, (k) => (k === 'length' ? list.length + 3 : other));
+      form = 'a Proxy that answers differently after its first read';
     }
+    this.note(`freeMany via ${holder ? 'a Float64Array in a block of the batch' : form}`);
     const call = `freeMany(${form} of ${blocks.length})`;
     this.trace(`${call} pool#${pm.id} ${blocks.slice(0, 4).map((b) => hex(b.dma)).join(' ')}${blocks.length > 4 ? ' …' : ''}`);
-    for (const b of blocks) this.verifyBlock(b, false, `${call}: before the free`);
     const before = this.snap(pm.pool);
     try {
       pm.pool.freeMany(addrs);
@@ -1234,21 +1241,25 @@ export class ApiFuzzer {
     let code: string;
     let arg: unknown;
     let reads: Map<PropertyKey, number> | undefined;
-    const k = this.int(11);
+    const k = this.int(12);
+    if (k === 11 && blocks.length) return this.freeManyReentrant(pm, blocks);
     const freed = this.freedBlock(pm);
+    let label = 'a bad address';
     if (k === 0 && freed !== undefined) {
-      bad = freed; how = 'a freed block'; code = 'EALREADY';
+      bad = freed; how = label = 'a freed block'; code = 'EALREADY';
     } else if (k === 1 && blocks.length) {
-      bad = this.pick(blocks).dma; how = 'a block twice'; code = 'EALREADY';
+      bad = this.pick(blocks).dma; how = label = 'a block twice'; code = 'EALREADY';
     } else if (k === 2 && blocks.length && pm.size > 1) {
       const b = this.pick(blocks);
       const d = 1 + this.int(pm.size - 1);
       bad = b.dma + d; how = `inside block ${hex(b.dma)} (+${d})`; code = this.predict(pm, bad);
+      label = 'inside a block';
     } else if (k === 3) {
       bad = this.pick(['4096', undefined, null, {}, 4096n, true, [4096], Symbol('dma')] as unknown[]);
-      how = 'not a number'; code = 'EINVAL';
+      how = label = 'a non-number'; code = 'EINVAL';
     } else if (k === 4) {
       bad = this.pick([NaN, -1, Infinity, -Infinity, 2 ** 64]); how = 'a number no page holds'; code = this.predict(pm, bad);
+      label = 'NaN/±1/±∞/2^64';
     } else {
       const a = this.badAddress(pm);
       bad = a.x; how = a.how; code = this.predict(pm, bad);
@@ -1264,27 +1275,28 @@ export class ApiFuzzer {
       // a hole where the bad entry would be
       const holey = list.slice();
       delete holey[at];
-      arg = holey; how = 'a hole'; code = 'EINVAL';
+      arg = holey; how = label = 'a hole'; code = 'EINVAL';
     } else if (k === 7) {
       // first answers: the bad list; later reads: the good one (a check-then-use race)
       reads = new Map();
       const good = blocks.map((b) => b.dma);
       arg = this.shifty(list, reads, (key) => (key === 'length' ? good.length : good[Number(key)]));
       how += ', in a Proxy whose later answers are good';
+      label = 'a Proxy, bad first answer';
     } else if (k === 8) {
       // a getter that throws at `at`
       const o: Record<string, unknown> = { length: list.length };
       list.forEach((d, i) => { if (i !== at) o[i] = d; });
       Object.defineProperty(o, at, { get() { throw new Error('getter says no'); } });
-      arg = o; how = 'a getter that throws'; code = 'EINVAL';
+      arg = o; how = label = 'a throwing getter'; code = 'EINVAL';
     } else if (k === 9) {
       arg = this.pick([4096, '0x1000', null, undefined, 4096n, true, Symbol('x'), () => 0] as unknown[]);
-      how = 'not an array-like'; code = 'EINVAL';
-      if (typeof arg === 'function') code = 'EINVAL';
+      how = label = 'not an array-like'; code = 'EINVAL';
     } else if (k === 10) {
       const o: Record<string, unknown> = Object.fromEntries(list.map((d, i) => [String(i), d]));
       o.length = this.pick([-1, 1.5, NaN, '2', undefined, 2 ** 53, Infinity, 2 ** 40] as unknown[]);
       arg = o; how = `length ${hex(o.length)}`; code = 'EINVAL';
+      label = 'a bad length';
     } else if (form < 2 && typeof bad === 'number') {
       arg = Float64Array.from(list as number[]);
     } else {
@@ -1292,6 +1304,7 @@ export class ApiFuzzer {
     }
     const what = `freeMany(${list.length} entries: ${blocks.length} live blocks + ${how} at [${at}]) on ${pm.describe()}`;
     this.trace(`freeMany-bad pool#${pm.id} ${how} at [${at}] want ${code}`);
+    this.note(`freeMany-bad: ${label}`);
     const threw = this.expectError(pm, what, code, () => pm.pool.freeMany(arg as ArrayLike<number>));
     if (reads) this.checkReadOnce(reads, list.length, what);
     if (!threw) {
@@ -1300,6 +1313,39 @@ export class ApiFuzzer {
     }
     // nothing freed: each block still allocated (a fresh view works) and holds its pattern
     for (const b of blocks) this.verifyBlock(b, true, `after the refused ${what}`);
+  }
+
+  /**
+   * freeMany() of live blocks through a getter that, when read, frees one of them with free():
+   * the batch is validated after it is read, so that block is free by then — EALREADY, and no
+   * other block freed.
+   */
+  private freeManyReentrant(pm: PoolM, blocks: Block[]): void {
+    const list = blocks.map((b) => b.dma);
+    const victim = this.pick(blocks);
+    const at = this.int(list.length);
+    const what = `freeMany(${list.length} live blocks, reading [${at}] frees ${hex(victim.dma)}) on ${pm.describe()}`;
+    this.trace(`freeMany-bad pool#${pm.id} getter at [${at}] frees ${hex(victim.dma)} want EALREADY`);
+    this.note('freeMany-bad: a getter that frees a block of the batch');
+    for (const b of blocks) this.verifyBlock(b, false, `${what}: before`);
+    let freedByGetter = false;
+    const o: Record<string, unknown> = { length: list.length };
+    list.forEach((d, i) => { if (i !== at) o[i] = d; });
+    Object.defineProperty(o, at, {
+      get: () => {
+        if (!freedByGetter) {
+          pm.pool.free(victim.dma);
+          freedByGetter = true;
+          this.recordFree(pm, victim, `free(${hex(victim.dma)}) from a freeMany() getter`);
+        }
+        return list[at];
+      },
+    });
+    // the pool changes (the getter's free): its stats are checked against the model instead
+    this.expectError(undefined, what, 'EALREADY', () => pm.pool.freeMany(o as unknown as ArrayLike<number>));
+    if (!freedByGetter) this.violation('freeMany-not-read', `${what}: the getter was never read`);
+    this.checkStats(pm, `after ${what}`);
+    for (const b of blocks) if (b !== victim) this.verifyBlock(b, true, `after the refused ${what}`);
   }
 
   /** Little-endian value of v[o .. o + w) (w ≤ 8) as a BigInt. */
