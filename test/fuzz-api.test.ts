@@ -10,6 +10,7 @@
  *   DMAPOOL_FUZZ_API_SKIP=a,b  operation kinds left out (bisecting a failure), e.g. detach-stream,detach-clone
  */
 import assert from 'node:assert/strict';
+import { DmaPool } from '../lib';
 import { ApiFuzzer, formatApiFuzzResult as summary } from './fuzz/api-fuzzer';
 
 function envInt(name: string, dflt: number): number {
@@ -62,5 +63,32 @@ describe('public API fuzzer (devices × pools × views, against a model)', funct
     assert.ok(planted >= 50, `only ${planted} corruptions planted`);
     assert.equal(r.notes['sabotage: planted corruptions detected'], planted, summary(r));
     assert.deepEqual(r.violationsByKind, { 'pattern-changed': planted }, summary(r));
+  });
+
+  it('the bulk and DataView checks are not vacuous: a freeMany that frees as it validates, a zallocMany that does not zero, a DataView one byte too long are each reported', async () => {
+    const seed = envInt('DMAPOOL_FUZZ_SEED', 4242);
+    const proto = DmaPool.prototype as unknown as Record<string, unknown>;
+    const broken: [string, string, (orig: (...a: unknown[]) => unknown) => (this: DmaPool, ...a: unknown[]) => unknown][] = [
+      // one free() per entry: a bad entry after good ones leaves those freed
+      ['freeMany', 'error-changed-pool', () => function (this: DmaPool, addrs) {
+        for (const d of Array.from(addrs as ArrayLike<number>)) this.free(d);
+      }],
+      ['zallocMany', 'zalloc-not-zero', () => function (this: DmaPool, n) { return this.allocMany(n as number); }],
+      ['dataView', 'dataview-not-the-block', (orig) => function (this: DmaPool, dma) {
+        const dv = orig.call(this, dma) as DataView;
+        return new DataView(dv.buffer, dv.byteOffset, Math.min(dv.byteLength + 1, dv.buffer.byteLength - dv.byteOffset));
+      }],
+    ];
+    for (const [name, kind, make] of broken) {
+      const orig = proto[name] as (...a: unknown[]) => unknown;
+      proto[name] = make(orig);
+      let r;
+      try {
+        r = await new ApiFuzzer({ seed, ops: 10000 }).run();
+      } finally {
+        proto[name] = orig;
+      }
+      assert.ok((r.violationsByKind[kind] ?? 0) > 0, `a broken ${name}() was not reported as ${kind}:\n${summary(r)}`);
+    }
   });
 });

@@ -13,6 +13,15 @@
  * - an address is then predicted: not a number → EINVAL; in no page → EFAULT; in a page but not
  *   at a block start of the layout → EINVAL; a block start → its state (live: ok, free: EALREADY).
  *
+ * The bulk and DataView API goes through the same checks: each block allocMany()/zallocMany()
+ * returns is recorded and verified exactly as an alloc() result (recordAlloc, finishAlloc — a new
+ * page is clean but for the batch's own blocks on it), each block freeMany() frees as a free()
+ * (recordFree); a hostile batch (one double, foreign, misaligned, repeated or non-number entry, a
+ * hole, a Proxy or getter that answers differently on a second read, throws, or frees a block of
+ * the batch while being read) must throw the predicted code with no block freed; dataView() reads
+ * and writes (little-endian fields up to the block's edges) must agree with view() byte for byte,
+ * and dmaToBigInt/dmaFromBigInt must round-trip every live address.
+ *
  * A violation is any broken guarantee; it is counted by kind, the first few of each kind are kept
  * with the last operations that led to it, and the run goes on (so one run shows every kind).
  * DMAPOOL_FUZZ_SEED=<seed> DMAPOOL_FUZZ_API_OPS=<op number> replays up to a violation (the op
