@@ -1156,7 +1156,7 @@ export class ApiFuzzer {
     let reads: Map<PropertyKey, number> | undefined;
     const b0 = pm.batch;
     pm.batch = undefined;
-    const fromBatch = how === 0 && b0 !== undefined && b0.blocks.every((b) => pm.live[pm.pos.get(b.dma) ?? -1] === b);
+    const fromBatch = how <= 4 && b0 !== undefined && b0.blocks.every((b) => pm.live[pm.pos.get(b.dma) ?? -1] === b);
     blocks = fromBatch ? b0.blocks : this.pickBlocks(pm, Math.max(this.r() < 0.1 ? 0 : 1, this.batchSize()));
     // every block is checked at least once: when it is freed
     for (const b of blocks) this.verifyBlock(b, false, `freeMany of ${blocks.length}: before the free`);
@@ -1452,7 +1452,11 @@ export class ApiFuzzer {
       this.writePattern(v, id);
     }
     this.verifyBlock(b, false, `${what}: after writes through it`);
-    for (const x of pm.live) if (x.page === b.page && x !== b) this.verifyBlock(x, false, `${what}: a neighbour, after writes`);
+    // the blocks right before and after it, where a write past an edge would land
+    for (const d of [b.dma - pm.size, b.dma + pm.size]) {
+      const x = pm.live[pm.pos.get(d) ?? -1];
+      if (x) this.verifyBlock(x, false, `${what}: its neighbour ${hex(d)}, after writes`);
+    }
   }
 
   /** dataView() of what is no live block of the pool: the error view() gives (the model's prediction), for both. */
