@@ -321,9 +321,9 @@ export class ApiFuzzer {
       { w: 20, name: 'zallocMany', fn: () => this.opAllocMany(true) },
       { w: 15, name: 'allocMany-bad', fn: () => this.opAllocManyBad() },
       { w: 60, name: 'freeMany', fn: () => this.opFreeMany() },
-      { w: 40, name: 'freeMany-bad', fn: () => this.opFreeManyBad() },
-      { w: 80, name: 'dataView', fn: () => this.opDataView() },
-      { w: 40, name: 'dataView-bad', fn: () => this.opDataViewBad() },
+      { w: 30, name: 'freeMany-bad', fn: () => this.opFreeManyBad() },
+      { w: 50, name: 'dataView', fn: () => this.opDataView() },
+      { w: 25, name: 'dataView-bad', fn: () => this.opDataViewBad() },
       { w: 15, name: 'dma-bigint', fn: () => this.opBigInt() },
     ];
     for (const o of this.ops) if (cfg.skip?.includes(o.name)) o.w = 0;
