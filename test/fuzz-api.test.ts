@@ -1,7 +1,8 @@
 /**
  * Safety issue: the public-API fuzzer — ≥ 10^6 random operations per run over several devices and
  * pools interleaved (alloc, zalloc, free, writes through views, destroy, close, bad addresses,
- * JS detach attempts), against a model, with byte patterns checked for cross-pool corruption.
+ * JS detach attempts; the bulk API allocMany/zallocMany/freeMany with hostile batches, dataView,
+ * dmaToBigInt/dmaFromBigInt), against a model, with byte patterns checked for cross-pool corruption.
  * The engine and everything it checks: test/fuzz/api-fuzzer.ts.
  *
  *   DMAPOOL_FUZZ_SEED=<n>      replay a run (the seed is printed)
@@ -9,6 +10,7 @@
  *   DMAPOOL_FUZZ_API_SKIP=a,b  operation kinds left out (bisecting a failure), e.g. detach-stream,detach-clone
  */
 import assert from 'node:assert/strict';
+import { DmaPool } from '../lib';
 import { ApiFuzzer, formatApiFuzzResult as summary } from './fuzz/api-fuzzer';
 
 function envInt(name: string, dflt: number): number {
@@ -36,9 +38,19 @@ describe('public API fuzzer (devices × pools × views, against a model)', funct
       // a full run reaches every kind of operation (a weight set to 0 by mistake would show here)
       const missing = ['alloc', 'zalloc', 'free', 'write', 'view', 'double-free', 'view-free', 'bad-address', 'destroy',
         'destroy-busy', 'use-after-destroy', 'create', 'create-bad', 'close', 'close-busy', 'use-after-close', 'detach-stream',
-        'detach-byob', 'detach-clone', 'detach-message', 'escape-write', 'escape-again', 'scribble', 'page-scribble']
+        'detach-byob', 'detach-clone', 'detach-message', 'escape-write', 'escape-again', 'scribble', 'page-scribble',
+        'allocMany', 'zallocMany', 'allocMany-bad', 'freeMany', 'freeMany-bad', 'dataView', 'dataView-bad', 'dma-bigint']
         .filter((k) => !skip.includes(k) && !r.opsByKind[k]);
       assert.deepEqual(missing, [], `operation kinds never run: ${missing.join(', ')}`);
+      // and every form of freeMany() argument, good and hostile
+      const forms = ['an array', 'a Float64Array', 'the allocMany() result', 'an array-like object',
+        'a Proxy that answers differently after its first read', 'a Float64Array in a block of the batch']
+        .map((f) => `freeMany via ${f}`)
+        .concat(['a freed block', 'a block twice', 'inside a block', 'a non-number', 'NaN/±1/±∞/2^64', 'a bad address', 'a hole',
+          'a Proxy, bad first answer', 'a throwing getter', 'not an array-like', 'a bad length',
+          'a getter that frees a block of the batch'].map((f) => `freeMany-bad: ${f}`))
+        .filter((f) => !skip.includes(f.startsWith('freeMany-bad') ? 'freeMany-bad' : 'freeMany') && !r.notes[f]);
+      assert.deepEqual(forms, [], `freeMany() forms never run: ${forms.join(', ')}`);
     }
     assert.equal(r.violations, 0,
       `${r.violations} violations (seed ${seed}): ${Object.entries(r.violationsByKind).map(([k, n]) => `${k} × ${n}`).join(', ')}`);
@@ -51,5 +63,32 @@ describe('public API fuzzer (devices × pools × views, against a model)', funct
     assert.ok(planted >= 50, `only ${planted} corruptions planted`);
     assert.equal(r.notes['sabotage: planted corruptions detected'], planted, summary(r));
     assert.deepEqual(r.violationsByKind, { 'pattern-changed': planted }, summary(r));
+  });
+
+  it('the bulk and DataView checks are not vacuous: a freeMany that frees as it validates, a zallocMany that does not zero, a DataView one byte too long are each reported', async () => {
+    const seed = envInt('DMAPOOL_FUZZ_SEED', 4242);
+    const proto = DmaPool.prototype as unknown as Record<string, unknown>;
+    const broken: [string, string, (orig: (...a: unknown[]) => unknown) => (this: DmaPool, ...a: unknown[]) => unknown][] = [
+      // one free() per entry: a bad entry after good ones leaves those freed
+      ['freeMany', 'error-changed-pool', () => function (this: DmaPool, addrs) {
+        for (const d of Array.from(addrs as ArrayLike<number>)) this.free(d);
+      }],
+      ['zallocMany', 'zalloc-not-zero', () => function (this: DmaPool, n) { return this.allocMany(n as number); }],
+      ['dataView', 'dataview-not-the-block', (orig) => function (this: DmaPool, dma) {
+        const dv = orig.call(this, dma) as DataView;
+        return new DataView(dv.buffer, dv.byteOffset, Math.min(dv.byteLength + 1, dv.buffer.byteLength - dv.byteOffset));
+      }],
+    ];
+    for (const [name, kind, make] of broken) {
+      const orig = proto[name] as (...a: unknown[]) => unknown;
+      proto[name] = make(orig);
+      let r;
+      try {
+        r = await new ApiFuzzer({ seed, ops: 10000 }).run();
+      } finally {
+        proto[name] = orig;
+      }
+      assert.ok((r.violationsByKind[kind] ?? 0) > 0, `a broken ${name}() was not reported as ${kind}:\n${summary(r)}`);
+    }
   });
 });

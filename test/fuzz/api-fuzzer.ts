@@ -13,6 +13,15 @@
  * - an address is then predicted: not a number → EINVAL; in no page → EFAULT; in a page but not
  *   at a block start of the layout → EINVAL; a block start → its state (live: ok, free: EALREADY).
  *
+ * The bulk and DataView API goes through the same checks: each block allocMany()/zallocMany()
+ * returns is recorded and verified exactly as an alloc() result (recordAlloc, finishAlloc — a new
+ * page is clean but for the batch's own blocks on it), each block freeMany() frees as a free()
+ * (recordFree); a hostile batch (one double, foreign, misaligned, repeated or non-number entry, a
+ * hole, a Proxy or getter that answers differently on a second read, throws, or frees a block of
+ * the batch while being read) must throw the predicted code with no block freed; dataView() reads
+ * and writes (little-endian fields up to the block's edges) must agree with view() byte for byte,
+ * and dmaToBigInt/dmaFromBigInt must round-trip every live address.
+ *
  * A violation is any broken guarantee; it is counted by kind, the first few of each kind are kept
  * with the last operations that led to it, and the run goes on (so one run shows every kind).
  * DMAPOOL_FUZZ_SEED=<seed> DMAPOOL_FUZZ_API_OPS=<op number> replays up to a violation (the op
@@ -24,7 +33,7 @@ import { MessageChannel } from 'node:worker_threads';
 import type { ReadableByteStreamController } from 'node:stream/web';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { Device, DmaPool, DmaPoolError, openDevice } from '../../lib';
+import { Device, DmaPool, DmaPoolError, dmaFromBigInt, dmaToBigInt, openDevice } from '../../lib';
 import type { IndexKind, PoolOptions } from '../../lib';
 import { rng } from '../../lib/rng';
 
@@ -71,7 +80,7 @@ export interface ApiFuzzResult {
 }
 
 /** The codes the public API may throw at a pool/device user (README "Errors"). */
-const API_CODES = new Set(['EINVAL', 'EFAULT', 'EALREADY', 'EBADF', 'EBUSY', 'ENOMEM']);
+const API_CODES = new Set(['EINVAL', 'EFAULT', 'EALREADY', 'EBADF', 'EBUSY', 'ENOMEM', 'ERANGE']);
 const POISON_FREED = 0xa7;
 const POISON_ALLOCATED = 0xa9;
 const MAX_DEVICES = 4;
@@ -128,6 +137,10 @@ class PoolM {
   readonly poisoned = new Map<number, Uint8Array>();
   /** A sample of every view handed out: all must read byteLength 0 after destroy/close. */
   readonly kept: Uint8Array[] = [];
+  /** A sample of the DataViews handed out: detached after destroy/close too. */
+  readonly keptDv: DataView[] = [];
+  /** The last allocMany() result and its blocks (freeMany() of it as it came, while all are live). */
+  batch: { addrs: Float64Array; blocks: Block[] } | undefined;
   /**
    * Pages on which JS detached a view → the view clock just before: views of that page made up to
    * then may read byteLength 0 (they share the page's buffer); later ones must not.
@@ -186,6 +199,17 @@ interface Escape {
   blockId: number;
   bornStep: number;
   scribbles: number;
+}
+
+/** A block an allocation call just returned, recorded in the model, before its contents are checked. */
+interface NewBlock {
+  b: Block;
+  /** Its page offset. */
+  off: number;
+  /** The first block the model saw on its page. */
+  fresh: boolean;
+  /** view() of it worked (b.view is that view). */
+  hasView: boolean;
 }
 
 type OpFn = () => void | Promise<void>;
@@ -264,11 +288,12 @@ export class ApiFuzzer {
     this.log = cfg.log ?? (() => {});
     this.table = new Uint8Array(TABLE_SPAN + 16384);
     for (let i = 0; i < this.table.length; i++) this.table[i] = (this.r() * 256) | 0;
-    // weights per 10 000 steps
+    // weights per 10 000 steps (alloc and free 200 less than before the batch ops, which take and
+    // return about as many blocks again: the CI time stays about what it was)
     this.ops = [
-      { w: 2500, name: 'alloc', fn: () => this.opAlloc(false) },
+      { w: 2300, name: 'alloc', fn: () => this.opAlloc(false) },
       { w: 1000, name: 'zalloc', fn: () => this.opAlloc(true) },
-      { w: 2900, name: 'free', fn: () => this.opFree() },
+      { w: 2700, name: 'free', fn: () => this.opFree() },
       { w: 700, name: 'write', fn: () => this.opWrite() },
       { w: 600, name: 'view', fn: () => this.opView() },
       { w: 300, name: 'double-free', fn: () => this.opDoubleFree() },
@@ -292,6 +317,14 @@ export class ApiFuzzer {
       { w: 8, name: 'scribble', fn: () => this.opScribble() },
       { w: 40, name: 'page-scribble', fn: () => this.opPageScribble() },
       { w: 100, name: 'mode', fn: () => this.opMode() },
+      { w: 40, name: 'allocMany', fn: () => this.opAllocMany(false) },
+      { w: 20, name: 'zallocMany', fn: () => this.opAllocMany(true) },
+      { w: 15, name: 'allocMany-bad', fn: () => this.opAllocManyBad() },
+      { w: 60, name: 'freeMany', fn: () => this.opFreeMany() },
+      { w: 30, name: 'freeMany-bad', fn: () => this.opFreeManyBad() },
+      { w: 50, name: 'dataView', fn: () => this.opDataView() },
+      { w: 25, name: 'dataView-bad', fn: () => this.opDataViewBad() },
+      { w: 15, name: 'dma-bigint', fn: () => this.opBigInt() },
     ];
     for (const o of this.ops) if (cfg.skip?.includes(o.name)) o.w = 0;
     this.opTotal = this.ops.reduce((s, o) => s + o.w, 0);
@@ -670,28 +703,45 @@ export class ApiFuzzer {
     try {
       dma = zero ? pm.pool.zalloc() : pm.pool.alloc();
     } catch (e) {
-      this.countError(e);
-      this.trace(`${kind} pool#${pm.id} → ${errText(e)}`);
-      this.violation(e instanceof DmaPoolError ? 'alloc-failed' : 'non-DmaPoolError',
-        `${kind}() on ${pm.describe()} with ${pm.live.length} blocks in use threw ${errText(e)}` +
-        (pm.detachedPages.size ? ` (JS detached views on ${pm.detachedPages.size} of its pages)` : ''));
-      if (this.snap(pm.pool) !== before) {
-        this.violation('error-changed-pool', `${kind}: stats ${before} → ${this.snap(pm.pool)}`);
-        this.taint(pm, 'a failed alloc changed it');
-      }
+      this.allocFailed(pm, `${kind}()`, before, e);
       return;
     }
     this.trace(`${kind} pool#${pm.id} → ${hex(dma)}`);
     const what = `${kind}() → ${hex(dma)}`;
+    const rec = this.recordAlloc(pm, dma, what, true);
+    if (rec) this.finishAlloc(pm, [rec], zero, what);
+  }
+
+  /** An alloc-kind call on a live pool threw: always a violation; the pool must be as it was. */
+  private allocFailed(pm: PoolM, call: string, before: string, e: unknown): void {
+    this.countError(e);
+    this.trace(`${call} pool#${pm.id} → ${errText(e)}`);
+    this.violation(e instanceof DmaPoolError ? 'alloc-failed' : 'non-DmaPoolError',
+      `${call} on ${pm.describe()} with ${pm.live.length} blocks in use threw ${errText(e)}` +
+      (pm.detachedPages.size ? ` (JS detached views on ${pm.detachedPages.size} of its pages)` : ''));
+    if (this.snap(pm.pool) !== before) {
+      this.violation('error-changed-pool', `${call}: stats ${before} → ${this.snap(pm.pool)}`);
+      this.taint(pm, 'a failed alloc changed it');
+    }
+  }
+
+  /**
+   * The "record/verify" half of an allocation (alloc, zalloc, and each block of allocMany/zallocMany):
+   * `dma` is checked as an address of this pool (a block start, aligned, inside its boundary, not
+   * live already, its page overlapping no other pool), gets a checked view and enters the model.
+   * `single`: the pool's stats are checked now (a batch checks them once, after its last block).
+   * Undefined when the pool had to be tainted.
+   */
+  private recordAlloc(pm: PoolM, dma: number, what: string, single: boolean): NewBlock | undefined {
     if (typeof dma !== 'number' || !Number.isSafeInteger(dma) || dma < 0) {
       this.violation('alloc-bad-address', `${what} on ${pm.describe()}: not a DMA address`);
       this.taint(pm, 'alloc returned a non-address');
-      return;
+      return undefined;
     }
     if (pm.pos.has(dma)) {
       this.violation('alloc-returned-live-block', `${what} on ${pm.describe()}: that block is already allocated`);
       this.taint(pm, 'alloc returned a live block');
-      return;
+      return undefined;
     }
     const page = this.pageOf(pm, dma);
     const off = dma - page;
@@ -704,9 +754,11 @@ export class ApiFuzzer {
     if (fresh) this.newPage(pm, page, what);
     else if (pm.dev.granules.get(page) !== pm)
       this.violation('page-overlap', `${what}: page ${hex(page)} of ${pm.describe()} is registered to another pool`);
-    const s = pm.pool.stats;
-    if (s.inUse !== pm.live.length + 1 || s.pages !== pm.pages.size)
-      this.violation('stats-mismatch', `${what} on ${pm.describe()}: stats inUse ${s.inUse} pages ${s.pages}, model ${pm.live.length + 1} / ${pm.pages.size}`);
+    if (single) {
+      const s = pm.pool.stats;
+      if (s.inUse !== pm.live.length + 1 || s.pages !== pm.pages.size)
+        this.violation('stats-mismatch', `${what} on ${pm.describe()}: stats inUse ${s.inUse} pages ${s.pages}, model ${pm.live.length + 1} / ${pm.pages.size}`);
+    }
     const v = this.freshView(pm, dma, page, what);
     const b: Block = { dma, id: this.nextBlockId++, view: v ?? new Uint8Array(0), page, pool: pm };
     pm.pos.set(dma, pm.live.length);
@@ -714,32 +766,51 @@ export class ApiFuzzer {
     pm.poisoned.delete(dma);
     if (pm.seen.length < 64) pm.seen.push(dma);
     else if (this.r() < 0.1) pm.seen[this.int(64)] = dma;
-    if (!v) return;
-    if (fresh) this.checkNewPage(pm, v, off, zero, what);
-    if (zero) {
-      const i = ApiFuzzer.allBytes(v, 0);
-      if (i >= 0) this.violation('zalloc-not-zero', `${what} on ${pm.describe()}: byte ${i} is 0x${v[i].toString(16)}`);
-    } else if (pm.debug) {
-      const i = ApiFuzzer.allBytes(v, POISON_ALLOCATED);
-      if (i >= 0) this.violation('debug-alloc-not-poisoned', `${what} on ${pm.describe()}: byte ${i} is 0x${v[i].toString(16)}, want 0xa9`);
+    return { b, off, fresh, hasView: v !== undefined };
+  }
+
+  /**
+   * The contents half of an allocation, once every block of the call is recorded: each page new
+   * to the model is clean but for the blocks this call took on it, zalloc'd blocks are zero, a
+   * debug pool's alloc'd blocks are 0xa9; then each block gets its pattern.
+   */
+  private finishAlloc(pm: PoolM, recs: readonly NewBlock[], zero: boolean, what: string): void {
+    for (const r of recs) {
+      if (!r.fresh || !r.hasView) continue;
+      const offs = recs.length === 1 ? [r.off] : recs.filter((x) => x.b.page === r.b.page).map((x) => x.off);
+      this.checkNewPage(pm, r.b.view, r.off, offs, zero, recs.length === 1 ? what : `${what} (block ${hex(r.b.dma)})`);
     }
-    this.writePattern(v, b.id);
+    for (const r of recs) {
+      if (!r.hasView) continue;
+      const v = r.b.view;
+      const w = recs.length === 1 ? what : `${what}: block ${hex(r.b.dma)}`;
+      if (zero) {
+        const i = ApiFuzzer.allBytes(v, 0);
+        if (i >= 0) this.violation('zalloc-not-zero', `${w} on ${pm.describe()}: byte ${i} is 0x${v[i].toString(16)}`);
+      } else if (pm.debug) {
+        const i = ApiFuzzer.allBytes(v, POISON_ALLOCATED);
+        if (i >= 0) this.violation('debug-alloc-not-poisoned', `${w} on ${pm.describe()}: byte ${i} is 0x${v[i].toString(16)}, want 0xa9`);
+      }
+    }
+    for (const r of recs) if (r.hasView) this.writePattern(r.b.view, r.b.id);
   }
 
   /**
    * A page just taken from the provider holds nothing of its previous owner: dma_alloc_coherent()
    * memory is zeroed (a reused chunk — even one JS scribbled on while it was quarantined — too),
-   * and a debug pool's new page is 0xa7 but for the block just allocated. Seen through the view's
-   * buffer, which is this page.
+   * and a debug pool's new page is 0xa7 but for the blocks just allocated on it (`blocks`: their
+   * page offsets). Seen through the view's buffer (of the block at page offset `off`), which is this page.
    */
-  private checkNewPage(pm: PoolM, v: Uint8Array, off: number, zero: boolean, what: string): void {
+  private checkNewPage(pm: PoolM, v: Uint8Array, off: number, blocks: readonly number[], zero: boolean, what: string): void {
     const start = off - v.byteOffset;
     const all = new Uint8Array(v.buffer);
     const fill = pm.debug ? POISON_FREED : 0;
     const block = zero ? 0 : pm.debug ? POISON_ALLOCATED : 0;
+    const taken = new Uint8Array(pm.allocation);
+    for (const o of blocks) taken.fill(1, o, o + pm.size);
     for (let i = 0; i < all.length; i++) {
       const o = start + i;
-      const want = o >= off && o < off + pm.size ? block : fill;
+      const want = o >= 0 && o < pm.allocation && taken[o] ? block : fill;
       if (all[i] !== want) {
         this.violation('new-page-not-clean',
           `${what}: new page of ${pm.describe()}: byte ${o} is 0x${all[i].toString(16)}, want 0x${want.toString(16)} ` +
@@ -749,7 +820,7 @@ export class ApiFuzzer {
     }
   }
 
-  /** Frees a live block of the model. */
+  /** Frees a live block of the model: the "perform" half (verify, free()), then recordFree(). */
   private doFree(pm: PoolM, b: Block, kind: string): boolean {
     this.count(kind);
     this.trace(`${kind} pool#${pm.id} ${hex(b.dma)}`);
@@ -768,6 +839,14 @@ export class ApiFuzzer {
       }
       return false;
     }
+    this.recordFree(pm, b, `free(${hex(b.dma)})`);
+    if (pm.pool.stats.inUse !== pm.live.length)
+      this.violation('stats-mismatch', `free(${hex(b.dma)}) on ${pm.describe()}: stats inUse ${pm.pool.stats.inUse}, model ${pm.live.length}`);
+    return true;
+  }
+
+  /** The "record/verify" half of a free (free(), each block of freeMany()): out of the model; a debug pool's block reads 0xa7. */
+  private recordFree(pm: PoolM, b: Block, what: string): void {
     const i = pm.pos.get(b.dma)!;
     const last = pm.live.pop()!;
     if (last !== b) {
@@ -777,15 +856,12 @@ export class ApiFuzzer {
     pm.pos.delete(b.dma);
     if (pm.freed.length < 64) pm.freed.push(b.dma);
     else pm.freed[this.int(64)] = b.dma;
-    if (pm.pool.stats.inUse !== pm.live.length)
-      this.violation('stats-mismatch', `free(${hex(b.dma)}) on ${pm.describe()}: stats inUse ${pm.pool.stats.inUse}, model ${pm.live.length}`);
     if (pm.debug && b.view.byteLength) {
       const j = ApiFuzzer.allBytes(b.view, POISON_FREED);
-      if (j >= 0) this.violation('debug-free-not-poisoned', `free(${hex(b.dma)}) on ${pm.describe()}: byte ${j} is 0x${b.view[j].toString(16)}, want 0xa7`);
+      if (j >= 0) this.violation('debug-free-not-poisoned', `${what} on ${pm.describe()}: byte ${j} is 0x${b.view[j].toString(16)}, want 0xa7`);
       if (pm.poisoned.size >= 128) pm.poisoned.delete(pm.poisoned.keys().next().value as number);
       pm.poisoned.set(b.dma, b.view);
     }
-    return true;
   }
 
   private opAlloc(zero: boolean): void {
@@ -986,6 +1062,492 @@ export class ApiFuzzer {
     if (!threw && useFree) this.taint(pm, 'free of a bad address succeeded');
   }
 
+  // ------------------------------------------------------------------ the bulk and DataView API
+
+  /** A batch size: mostly small, sometimes 0 or 1, now and then a few hundred (ring set-up). */
+  private batchSize(): number {
+    const r = this.r();
+    return r < 0.05 ? 0 : r < 0.2 ? 1 : r < 0.9 ? 2 + this.int(8) : r < 0.98 ? 10 + this.int(40) : 50 + this.int(251);
+  }
+
+  /** k distinct live blocks of `pm`, in random order. */
+  private pickBlocks(pm: PoolM, k: number): Block[] {
+    const a = pm.live.slice();
+    k = Math.min(k, a.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + this.int(a.length - i);
+      const t = a[i]; a[i] = a[j]; a[j] = t;
+    }
+    a.length = k;
+    return a;
+  }
+
+  /**
+   * allocMany(n) / zallocMany(n): a Float64Array of n addresses, each checked exactly as a single
+   * alloc() result is (recordAlloc, finishAlloc); then the pool's stats. All or nothing: an error
+   * (none is expected here) must leave the pool as it was.
+   */
+  private opAllocMany(zero: boolean): void {
+    const pm = this.pickPool();
+    if (!pm) return this.opCreate();
+    const room = pm.maxLive - pm.live.length;
+    if (room <= 0 || (pm.mode === 'drain' && pm.live.length > 0)) return this.opFreeMany();
+    const n = Math.min(this.batchSize(), room);
+    const kind = zero ? 'zallocMany' : 'allocMany';
+    this.count(kind);
+    const call = `${kind}(${n})`;
+    const before = this.snap(pm.pool);
+    let out: Float64Array;
+    try {
+      out = zero ? pm.pool.zallocMany(n) : pm.pool.allocMany(n);
+    } catch (e) {
+      this.allocFailed(pm, call, before, e);
+      return;
+    }
+    this.trace(`${call} pool#${pm.id} → ${out instanceof Float64Array && out.length ? `${hex(out[0])}…` : String(out)}`);
+    if (!(out instanceof Float64Array) || out.length !== n) {
+      this.violation('alloc-many-result', `${call} on ${pm.describe()} returned ${Object.prototype.toString.call(out)} of length ${(out as { length?: unknown })?.length}`);
+      this.taint(pm, `${kind} returned something else`);
+      return;
+    }
+    const recs: NewBlock[] = [];
+    for (let i = 0; i < n; i++) {
+      const rec = this.recordAlloc(pm, out[i], `${call}[${i}] → ${hex(out[i])}`, false);
+      if (!rec) return; // tainted
+      recs.push(rec);
+    }
+    this.checkStats(pm, call);
+    this.finishAlloc(pm, recs, zero, `${call} on pool#${pm.id}`);
+    if (n && this.r() < 0.5) pm.batch = { addrs: out, blocks: recs.map((r) => r.b) };
+  }
+
+  /** allocMany/zallocMany with a count that is no count: EINVAL (ENOMEM for a safe integer too big for any array), nothing changed. */
+  private opAllocManyBad(): void {
+    const pm = this.pickPool();
+    if (!pm) return this.opCreate();
+    this.count('allocMany-bad');
+    const [n, code] = this.pick<[unknown, string]>([
+      [-1, 'EINVAL'], [-0.5, 'EINVAL'], [1.5, 'EINVAL'], [NaN, 'EINVAL'], [Infinity, 'EINVAL'], [-Infinity, 'EINVAL'],
+      [2 ** 53, 'EINVAL'], [1e300, 'EINVAL'], [Number.MIN_VALUE, 'EINVAL'], ['4', 'EINVAL'], [4n, 'EINVAL'], [undefined, 'EINVAL'],
+      [null, 'EINVAL'], [{}, 'EINVAL'], [[4], 'EINVAL'], [true, 'EINVAL'], [{ valueOf: () => 4 }, 'EINVAL'],
+      [2 ** 40, 'ENOMEM'], [2 ** 52, 'ENOMEM'],
+    ]);
+    const zero = this.r() < 0.5;
+    const what = `${zero ? 'zallocMany' : 'allocMany'}(${hex(n)}) on ${pm.describe()}`;
+    this.trace(`allocMany-bad pool#${pm.id} ${what}`);
+    const threw = this.expectError(pm, what, code,
+      () => (zero ? pm.pool.zallocMany(n as number) : pm.pool.allocMany(n as number)));
+    if (!threw) this.taint(pm, 'a bad allocMany count succeeded');
+  }
+
+  /**
+   * freeMany() of k live blocks (a plain array, a Float64Array, an allocMany() result, an
+   * array-like object, a Proxy that answers differently on a second read): every one verified
+   * before, all freed, each recorded as free() is (recordFree: debug poison), then the stats.
+   */
+  private opFreeMany(): void {
+    const pm = this.pickPoolWithBlocks();
+    if (!pm) return this.opAllocMany(false);
+    if (pm.mode === 'fill' && pm.live.length < pm.maxLive) return this.opAllocMany(this.r() < 0.3);
+    this.count('freeMany');
+    const how = this.int(9);
+    let blocks: Block[];
+    let addrs: ArrayLike<number>;
+    let form: string;
+    let reads: Map<PropertyKey, number> | undefined;
+    const b0 = pm.batch;
+    pm.batch = undefined;
+    const fromBatch = how <= 4 && b0 !== undefined && b0.blocks.every((b) => pm.live[pm.pos.get(b.dma) ?? -1] === b);
+    blocks = fromBatch ? b0.blocks : this.pickBlocks(pm, Math.max(this.r() < 0.1 ? 0 : 1, this.batchSize()));
+    // every block is checked at least once: when it is freed
+    for (const b of blocks) this.verifyBlock(b, false, `freeMany of ${blocks.length}: before the free`);
+    const list = blocks.map((b) => b.dma);
+    // a Float64Array in the memory of a block of the batch (a ring of addresses in DMA memory)
+    const holder = how === 8 ? blocks.find((b) => b.view.byteLength >= 8 * list.length && b.view.byteOffset % 8 === 0) : undefined;
+    if (fromBatch) {
+      addrs = b0.addrs;
+      form = 'the allocMany() result';
+    } else if (holder) {
+      const f = new Float64Array(holder.view.buffer, holder.view.byteOffset, list.length);
+      f.set(list);
+      addrs = f;
+      form = `a Float64Array in block ${hex(holder.dma)} of the batch`;
+    } else if (how <= 2) {
+      addrs = list;
+      form = 'an array';
+    } else if (how <= 4 || how === 8) {
+      addrs = Float64Array.from(list);
+      form = 'a Float64Array';
+    } else if (how === 5) {
+      const o: Record<string, number> = { length: list.length };
+      list.forEach((d, i) => { o[i] = d; });
+      addrs = o as unknown as ArrayLike<number>;
+      form = 'an array-like object';
+    } else {
+      // the first read of each element (and of length) is the batch, later reads something else
+      reads = new Map();
+      const other = this.freedBlock(pm) ?? NaN;
+      addrs = this.shifty(list, reads, (k) => (k === 'length' ? list.length + 3 : other));
+      form = 'a Proxy that answers differently after its first read';
+    }
+    this.note(`freeMany via ${holder ? 'a Float64Array in a block of the batch' : form}`);
+    const call = `freeMany(${form} of ${blocks.length})`;
+    this.trace(`${call} pool#${pm.id} ${blocks.slice(0, 4).map((b) => hex(b.dma)).join(' ')}${blocks.length > 4 ? ' …' : ''}`);
+    const before = this.snap(pm.pool);
+    try {
+      pm.pool.freeMany(addrs);
+    } catch (e) {
+      this.countError(e);
+      this.violation(e instanceof DmaPoolError ? 'free-of-live-block-failed' : 'non-DmaPoolError',
+        `${call} of live blocks of ${pm.describe()} threw ${errText(e)}`);
+      if (this.snap(pm.pool) !== before) {
+        this.violation('error-changed-pool', `${call}: stats ${before} → ${this.snap(pm.pool)}`);
+        this.taint(pm, 'a failed freeMany changed it');
+      }
+      return;
+    }
+    if (reads) this.checkReadOnce(reads, blocks.length, `${call} on ${pm.describe()}`);
+    for (const b of blocks) this.recordFree(pm, b, `${call}: ${hex(b.dma)}`);
+    this.checkStats(pm, call);
+  }
+
+  /**
+   * A Proxy over `list` whose every property read is counted in `reads`; the first read of
+   * `length` and of each index answers from `list`, later reads answer `later(key)`.
+   */
+  private shifty(list: readonly unknown[], reads: Map<PropertyKey, number>, later: (k: string) => unknown): ArrayLike<number> {
+    return new Proxy(list.slice(), {
+      get: (t, k, rcv) => {
+        const n = (reads.get(k) ?? 0) + 1;
+        reads.set(k, n);
+        if (n > 1 && typeof k === 'string' && (k === 'length' || /^\d+$/.test(k))) return later(k);
+        return Reflect.get(t, k, rcv);
+      },
+    }) as unknown as ArrayLike<number>;
+  }
+
+  /** freeMany() reads its argument once: `length` and each index at most once. */
+  private checkReadOnce(reads: Map<PropertyKey, number>, n: number, what: string): void {
+    const again = [...reads].filter(([k, c]) => c > 1 && (k === 'length' || (typeof k === 'string' && /^\d+$/.test(k) && Number(k) < n)));
+    if (again.length)
+      this.violation('freeMany-read-twice', `${what}: read ${again.map(([k, c]) => `[${String(k)}] ${c}×`).join(', ')} (it must read each once)`);
+  }
+
+  /**
+   * freeMany() with one bad entry among k live blocks (a double free, a foreign block, an address
+   * inside a block, a repeat, NaN, a non-number, a hole, a Proxy whose first answer is bad, one
+   * that throws), or a bad argument: the predicted DmaPoolError, and NO block freed — stats the
+   * same, every block of the batch still allocated (view() works) with its bytes unchanged.
+   */
+  private opFreeManyBad(): void {
+    const pm = this.pickPool();
+    if (!pm) return this.opCreate();
+    this.count('freeMany-bad');
+    const blocks = this.pickBlocks(pm, Math.min(this.batchSize(), 64));
+    const list: unknown[] = blocks.map((b) => b.dma);
+    const at = this.int(list.length + 1);
+    let bad: unknown;
+    let how: string;
+    let code: string;
+    let arg: unknown;
+    let reads: Map<PropertyKey, number> | undefined;
+    const k = this.int(12);
+    if (k === 11 && blocks.length) return this.freeManyReentrant(pm, blocks);
+    const freed = this.freedBlock(pm);
+    let label = 'a bad address';
+    if (k === 0 && freed !== undefined) {
+      bad = freed; how = label = 'a freed block'; code = 'EALREADY';
+    } else if (k === 1 && blocks.length) {
+      bad = this.pick(blocks).dma; how = label = 'a block twice'; code = 'EALREADY';
+    } else if (k === 2 && blocks.length && pm.size > 1) {
+      const b = this.pick(blocks);
+      const d = 1 + this.int(pm.size - 1);
+      bad = b.dma + d; how = `inside block ${hex(b.dma)} (+${d})`; code = this.predict(pm, bad);
+      label = 'inside a block';
+    } else if (k === 3) {
+      bad = this.pick(['4096', undefined, null, {}, 4096n, true, [4096], Symbol('dma')] as unknown[]);
+      how = label = 'a non-number'; code = 'EINVAL';
+    } else if (k === 4) {
+      bad = this.pick([NaN, -1, Infinity, -Infinity, 2 ** 64]); how = 'a number no page holds'; code = this.predict(pm, bad);
+      label = 'NaN/±1/±∞/2^64';
+    } else {
+      const a = this.badAddress(pm);
+      bad = a.x; how = a.how; code = this.predict(pm, bad);
+    }
+    if (code === 'ok') {
+      // by chance a live block of this pool not in the batch: a bad entry it is not
+      if (!blocks.some((b) => b.dma === bad)) { this.note('freeMany-bad: the bad entry was a live block'); return; }
+      code = 'EALREADY';
+    }
+    list.splice(at, 0, bad);
+    const form = this.int(6);
+    if (k === 6) {
+      // a hole where the bad entry would be
+      const holey = list.slice();
+      delete holey[at];
+      arg = holey; how = label = 'a hole'; code = 'EINVAL';
+    } else if (k === 7) {
+      // first answers: the bad list; later reads: the good one (a check-then-use race)
+      reads = new Map();
+      const good = blocks.map((b) => b.dma);
+      arg = this.shifty(list, reads, (key) => (key === 'length' ? good.length : good[Number(key)]));
+      how += ', in a Proxy whose later answers are good';
+      label = 'a Proxy, bad first answer';
+    } else if (k === 8) {
+      // a getter that throws at `at`
+      const o: Record<string, unknown> = { length: list.length };
+      list.forEach((d, i) => { if (i !== at) o[i] = d; });
+      Object.defineProperty(o, at, { get() { throw new Error('getter says no'); } });
+      arg = o; how = label = 'a throwing getter'; code = 'EINVAL';
+    } else if (k === 9) {
+      arg = this.pick([4096, '0x1000', null, undefined, 4096n, true, Symbol('x'), () => 0] as unknown[]);
+      how = label = 'not an array-like'; code = 'EINVAL';
+    } else if (k === 10) {
+      const o: Record<string, unknown> = Object.fromEntries(list.map((d, i) => [String(i), d]));
+      o.length = this.pick([-1, 1.5, NaN, '2', undefined, 2 ** 53, Infinity, 2 ** 40] as unknown[]);
+      arg = o; how = `length ${hex(o.length)}`; code = 'EINVAL';
+      label = 'a bad length';
+    } else if (form < 2 && typeof bad === 'number') {
+      arg = Float64Array.from(list as number[]);
+    } else {
+      arg = list;
+    }
+    const what = `freeMany(${list.length} entries: ${blocks.length} live blocks + ${how} at [${at}]) on ${pm.describe()}`;
+    this.trace(`freeMany-bad pool#${pm.id} ${how} at [${at}] want ${code}`);
+    this.note(`freeMany-bad: ${label}`);
+    const threw = this.expectError(pm, what, code, () => pm.pool.freeMany(arg as ArrayLike<number>));
+    if (reads) this.checkReadOnce(reads, list.length, what);
+    if (!threw) {
+      this.taint(pm, 'a bad freeMany succeeded');
+      return;
+    }
+    // nothing freed: each block still allocated (a fresh view works) and holds its pattern
+    for (const b of blocks) this.verifyBlock(b, true, `after the refused ${what}`);
+  }
+
+  /**
+   * freeMany() of live blocks through a getter that, when read, frees one of them with free():
+   * the batch is validated after it is read, so that block is free by then — EALREADY, and no
+   * other block freed.
+   */
+  private freeManyReentrant(pm: PoolM, blocks: Block[]): void {
+    const list = blocks.map((b) => b.dma);
+    const victim = this.pick(blocks);
+    const at = this.int(list.length);
+    const what = `freeMany(${list.length} live blocks, reading [${at}] frees ${hex(victim.dma)}) on ${pm.describe()}`;
+    this.trace(`freeMany-bad pool#${pm.id} getter at [${at}] frees ${hex(victim.dma)} want EALREADY`);
+    this.note('freeMany-bad: a getter that frees a block of the batch');
+    for (const b of blocks) this.verifyBlock(b, false, `${what}: before`);
+    let freedByGetter = false;
+    const o: Record<string, unknown> = { length: list.length };
+    list.forEach((d, i) => { if (i !== at) o[i] = d; });
+    Object.defineProperty(o, at, {
+      get: () => {
+        if (!freedByGetter) {
+          pm.pool.free(victim.dma);
+          freedByGetter = true;
+          this.recordFree(pm, victim, `free(${hex(victim.dma)}) from a freeMany() getter`);
+        }
+        return list[at];
+      },
+    });
+    // the pool changes (the getter's free): its stats are checked against the model instead
+    this.expectError(undefined, what, 'EALREADY', () => pm.pool.freeMany(o as unknown as ArrayLike<number>));
+    if (!freedByGetter) this.violation('freeMany-not-read', `${what}: the getter was never read`);
+    this.checkStats(pm, `after ${what}`);
+    for (const b of blocks) if (b !== victim) this.verifyBlock(b, true, `after the refused ${what}`);
+  }
+
+  /** Little-endian unsigned value of v[o .. o + w) (w ≤ 4) as a number. */
+  private static le32(v: Uint8Array, o: number, w: number): number {
+    let x = 0;
+    for (let i = w - 1; i >= 0; i--) x = x * 256 + v[o + i];
+    return x;
+  }
+
+  /** Little-endian value of v[o .. o + 8) as a BigInt. */
+  private static le64(v: Uint8Array, o: number): bigint {
+    return (BigInt(ApiFuzzer.le32(v, o + 4, 4)) << 32n) | BigInt(ApiFuzzer.le32(v, o, 4));
+  }
+
+  /**
+   * dataView(dma) of a live block: exactly the block, on view()'s page buffer; it reads the
+   * block's bytes (getUint8/16/32/BigUint64, little endian); a new pattern written through it in
+   * fields of 1, 2, 4 and 8 bytes — the block's first and last fields included — is what view()
+   * reads, byte for byte; accesses past either edge throw RangeError and change nothing.
+   */
+  private opDataView(): void {
+    const pm = this.pickPoolWithBlocks();
+    if (!pm) return this.opAlloc(false);
+    this.count('dataView');
+    const b = this.pickBlock(pm);
+    const what = `dataView(${hex(b.dma)}) of ${pm.describe()}`;
+    this.trace(`dataView pool#${pm.id} ${hex(b.dma)}`);
+    this.verifyBlock(b, false, `${what}: before`);
+    let dv: DataView;
+    try {
+      dv = pm.pool.dataView(b.dma);
+    } catch (e) {
+      this.countError(e);
+      this.violation(e instanceof DmaPoolError ? 'view-of-live-block-threw' : 'non-DmaPoolError', `${what} of a live block threw ${errText(e)}`);
+      return;
+    }
+    const v = this.freshView(pm, b.dma, b.page, what);
+    if (!v) return;
+    if (!(dv instanceof DataView) || dv.byteLength !== pm.size || dv.buffer !== v.buffer || dv.byteOffset !== v.byteOffset) {
+      this.violation('dataview-not-the-block',
+        `${what}: byteLength ${dv.byteLength} byteOffset ${dv.byteOffset} (buffer ${dv.buffer === v.buffer ? 'the same as' : 'not'} view()'s); ` +
+        `view(): ${v.length} bytes at ${v.byteOffset}`);
+      return;
+    }
+    if (pm.keptDv.length < 8) pm.keptDv.push(dv);
+    else if (this.r() < 0.1) pm.keptDv[this.int(8)] = dv;
+    const size = pm.size;
+    // reads agree with view()
+    for (let t = 0; t < 8; t++) {
+      const w = this.pick([1, 2, 4, 8]);
+      if (w > size) continue;
+      const o = t === 0 ? 0 : t === 1 ? size - w : this.int(size - w + 1);
+      const got = w === 1 ? dv.getUint8(o) : w === 2 ? dv.getUint16(o, true) : w === 4 ? dv.getUint32(o, true) : dv.getBigUint64(o, true);
+      const want = w === 8 ? ApiFuzzer.le64(v, o) : ApiFuzzer.le32(v, o, w);
+      if (got !== want) {
+        this.violation('dataview-read-differs', `${what}: the ${w}-byte field at ${o} reads 0x${got.toString(16)}, view() bytes say 0x${want.toString(16)}`);
+        return;
+      }
+    }
+    // a new pattern written through the DataView in little-endian fields
+    const id = this.nextBlockId++;
+    const tmp = new Uint8Array(size);
+    this.writePattern(tmp, id);
+    let o = 0;
+    while (o < size) {
+      let w = this.pick([1, 2, 4, 8, 8]);
+      while (o + w > size) w >>= 1;
+      if (w === 1) dv.setUint8(o, tmp[o]);
+      else if (w === 2) dv.setUint16(o, ApiFuzzer.le32(tmp, o, 2), true);
+      else if (w === 4) dv.setUint32(o, ApiFuzzer.le32(tmp, o, 4), true);
+      else dv.setBigUint64(o, ApiFuzzer.le64(tmp, o), true);
+      o += w;
+    }
+    // the edges again, with the widest fields that fit: the first and the last bytes of the block
+    if (size >= 4) dv.setUint32(0, id >>> 0, true);
+    if (size >= 8) dv.setBigUint64(size - 8, ApiFuzzer.le64(tmp, size - 8), true);
+    else if (size >= 4) dv.setUint32(size - 4, ApiFuzzer.le32(tmp, size - 4, 4), true);
+    b.id = id;
+    // past either edge: RangeError, nothing written
+    const past: [string, () => unknown][] = [
+      [`setUint8(${size})`, () => dv.setUint8(size, 0xee)],
+      [`setUint32(${size - 3}, …)`, () => dv.setUint32(size - 3, 0xeeeeeeee, true)],
+      [`setBigUint64(${size - 7}, …)`, () => dv.setBigUint64(size - 7, 0xeeeeeeeeeeeeeeeen, true)],
+      ['setUint16(-1, …)', () => dv.setUint16(-1, 0xeeee, true)],
+      [`getUint32(${size - 3})`, () => dv.getUint32(size - 3, true)],
+      [`getBigUint64(${size})`, () => dv.getBigUint64(size, true)],
+    ];
+    const [pname, pfn] = this.pick(past);
+    try {
+      pfn();
+      this.violation('dataview-past-edge', `${what}: ${pname} did not throw (the DataView reaches past the block)`);
+    } catch (e) {
+      if (!(e instanceof RangeError)) this.violation('dataview-past-edge', `${what}: ${pname} threw ${errText(e)}, want RangeError`);
+    }
+    // view() reads what the DataView wrote, byte for byte; the other blocks of the page are intact
+    const i = this.mismatch(v, id);
+    if (i >= 0) {
+      this.violation('dataview-write-differs', `${what}: byte ${i} written through the DataView reads 0x${v[i].toString(16)} through view(), want 0x${tmp[i].toString(16)}`);
+      this.writePattern(v, id);
+    }
+    this.verifyBlock(b, false, `${what}: after writes through it`);
+    // the blocks right before and after it, where a write past an edge would land
+    for (const d of [b.dma - pm.size, b.dma + pm.size]) {
+      const x = pm.live[pm.pos.get(d) ?? -1];
+      if (x) this.verifyBlock(x, false, `${what}: its neighbour ${hex(d)}, after writes`);
+    }
+  }
+
+  /** dataView() of what is no live block of the pool: the error view() gives (the model's prediction), for both. */
+  private opDataViewBad(): void {
+    const pm = this.pickPool();
+    if (!pm) return this.opCreate();
+    this.count('dataView-bad');
+    const freed = this.r() < 0.3 ? this.freedBlock(pm) : undefined;
+    const { x, how } = freed !== undefined ? { x: freed as unknown, how: 'a freed block' } : this.badAddress(pm);
+    const want = this.predict(pm, x);
+    this.trace(`dataView-bad pool#${pm.id} dataView(${hex(x)}) [${how}] want ${want}`);
+    if (want === 'ok') {
+      this.note('dataView-bad hit a live block');
+      return;
+    }
+    let viewCode = 'none';
+    try {
+      pm.pool.view(x as number);
+    } catch (e) {
+      viewCode = e instanceof DmaPoolError ? e.code : errText(e);
+    }
+    this.expectError(pm, `dataView(${hex(x)}) [${how}] on ${pm.describe()}`, want, () => pm.pool.dataView(x as number));
+    if (viewCode !== want) this.violation('wrong-error-code', `view(${hex(x)}) [${how}] on ${pm.describe()}: ${viewCode}, want ${want}`);
+  }
+
+  /**
+   * dmaToBigInt/dmaFromBigInt: every live address of a pool round-trips (also through a 64-bit
+   * little-endian descriptor field written with setBigUint64 into a live block and read back, then
+   * used: view() of it is that block); what is no address is refused (EINVAL, ERANGE ≥ 2^53).
+   */
+  private opBigInt(): void {
+    const pm = this.pickPool();
+    if (!pm) return this.opCreate();
+    this.count('dma-bigint');
+    this.trace(`dma-bigint pool#${pm.id} (${pm.live.length} live)`);
+    for (const b of pm.live) {
+      let big: bigint, back: number;
+      try {
+        big = dmaToBigInt(b.dma);
+        back = dmaFromBigInt(big);
+      } catch (e) {
+        this.countError(e);
+        this.violation('bigint-roundtrip', `dmaToBigInt/dmaFromBigInt of live block ${hex(b.dma)} threw ${errText(e)}`);
+        return;
+      }
+      if (big !== BigInt(b.dma) || back !== b.dma)
+        this.violation('bigint-roundtrip', `${hex(b.dma)} → ${big}n → ${hex(back)}`);
+    }
+    // through a descriptor field: block d's last 8 bytes hold block t's address
+    if (pm.size >= 8 && pm.live.length >= 1) {
+      const d = this.pickBlock(pm), t = this.pickBlock(pm);
+      this.verifyBlock(d, false, 'dma-bigint: before the descriptor write');
+      try {
+        const dv = pm.pool.dataView(d.dma);
+        const at = this.r() < 0.5 ? 0 : pm.size - 8;
+        dv.setBigUint64(at, dmaToBigInt(t.dma), true);
+        const got = dmaFromBigInt(dv.getBigUint64(at, true));
+        if (got !== t.dma) this.violation('bigint-roundtrip', `descriptor field at ${at} of ${hex(d.dma)}: wrote ${hex(t.dma)}, read back ${hex(got)}`);
+        else if (!pm.pool.owns(got)) this.violation('owns-wrong', `owns(${hex(got)}) read back from a descriptor is false`);
+      } catch (e) {
+        this.countError(e);
+        this.violation('bigint-roundtrip', `descriptor write/read in ${hex(d.dma)} of ${pm.describe()} threw ${errText(e)}`);
+      }
+      d.id = this.nextBlockId++;
+      if (d.view.byteLength) this.writePattern(d.view, d.id);
+      else this.verifyBlock(d, false, 'dma-bigint'); // reports the detached cached view
+    }
+    const [x, code] = this.pick<[unknown, string]>([
+      [-1, 'EINVAL'], [0.5, 'EINVAL'], [NaN, 'EINVAL'], [Infinity, 'EINVAL'], [2 ** 53, 'EINVAL'], [-0.25, 'EINVAL'],
+      ['4096', 'EINVAL'], [4096n, 'EINVAL'], [undefined, 'EINVAL'], [null, 'EINVAL'], [{ valueOf: () => 4096 }, 'EINVAL'],
+    ]);
+    this.expectError(undefined, `dmaToBigInt(${hex(x)})`, code, () => dmaToBigInt(x as number));
+    const [y, ycode] = this.pick<[unknown, string]>([
+      [-1n, 'EINVAL'], [2n ** 53n, 'ERANGE'], [2n ** 64n, 'ERANGE'], [2n ** 64n - 1n, 'ERANGE'], [4096, 'EINVAL'], ['4096', 'EINVAL'],
+      [undefined, 'EINVAL'], [Object(4096n), 'EINVAL'], [-(2n ** 63n), 'EINVAL'],
+    ]);
+    this.expectError(undefined, `dmaFromBigInt(${hex(y)})`, ycode, () => dmaFromBigInt(y as bigint));
+    const edge = 2n ** 53n - 1n;
+    try {
+      if (dmaFromBigInt(edge) !== Number.MAX_SAFE_INTEGER || dmaFromBigInt(0n) !== 0 || dmaToBigInt(Number.MAX_SAFE_INTEGER) !== edge)
+        this.violation('bigint-roundtrip', '0 or 2^53 - 1 does not round-trip');
+    } catch (e) {
+      this.violation('bigint-roundtrip', `0 or 2^53 - 1 threw ${errText(e)}`);
+    }
+  }
+
   // ------------------------------------------------------------------ destroy / close
 
   private opUseAfterDestroy(): void {
@@ -993,8 +1555,9 @@ export class ApiFuzzer {
     const pm = this.pick(this.graveyard);
     this.count('use-after-destroy');
     const x = pm.seen.length ? this.pick(pm.seen) : 2 ** 32;
-    const k = this.int(5);
-    const name = ['alloc()', 'zalloc()', `free(${hex(x)})`, `view(${hex(x)})`, 'destroy() again'][k];
+    const k = this.int(9);
+    const name = ['alloc()', 'zalloc()', `free(${hex(x)})`, `view(${hex(x)})`, 'destroy() again', `dataView(${hex(x)})`,
+      'allocMany(4)', 'zallocMany(0)', `freeMany([${hex(x)}])`][k];
     this.trace(`use-after-destroy pool#${pm.id} ${name}`);
     const what = `${name} on destroyed ${pm.describe()}`;
     if (k === 4) {
@@ -1005,11 +1568,13 @@ export class ApiFuzzer {
         this.violation('destroy-twice-threw', `${what} threw ${errText(e)}`);
       }
     } else {
-      this.expectError(pm, what, 'EBADF',
-        () => (k === 0 ? pm.pool.alloc() : k === 1 ? pm.pool.zalloc() : k === 2 ? pm.pool.free(x) : pm.pool.view(x)));
+      const p = pm.pool;
+      this.expectError(pm, what, 'EBADF', () => [() => p.alloc(), () => p.zalloc(), () => p.free(x), () => p.view(x), undefined,
+        () => p.dataView(x), () => p.allocMany(4), () => p.zallocMany(0), () => p.freeMany([x])][k]!());
     }
     if (!pm.pool.isDestroyed) this.violation('destroyed-flag', `${what}: isDestroyed is false`);
     this.checkDetached(pm, pm.kept, `${what}: a kept view`, 'destroy');
+    this.checkDvDetached(pm, `${what}: a kept DataView`, 'destroy');
   }
 
   private opUseAfterClose(): void {
@@ -1053,6 +1618,25 @@ export class ApiFuzzer {
         `${after === 'destroy' ? '; other pools keep the slab mapped' : ''})`);
   }
 
+  /** Every DataView kept of the pool is detached: its buffer has 0 bytes and any access throws TypeError. */
+  private checkDvDetached(pm: PoolM, what: string, after: 'destroy' | 'close'): void {
+    let attached = 0;
+    for (const dv of pm.keptDv) {
+      let ok = dv.buffer.byteLength === 0;
+      if (ok) {
+        try {
+          dv.getUint8(0);
+          ok = false;
+        } catch (e) {
+          ok = e instanceof TypeError;
+        }
+      }
+      if (!ok) attached++;
+    }
+    if (attached)
+      this.violation(`view-not-detached-after-${after}`, `${what}: ${attached} of ${pm.keptDv.length} DataViews of ${pm.describe()} still usable after ${after}`);
+  }
+
   private opDestroyBusy(): void {
     const pm = this.pickPoolWithBlocks();
     if (!pm) return this.opFree();
@@ -1094,6 +1678,7 @@ export class ApiFuzzer {
       for (let g = p; g < p + pm.allocation; g += this.pageSize) if (dm.granules.get(g) === pm) dm.granules.delete(g);
     if (!pm.pool.isDestroyed) this.violation('destroyed-flag', `${pm.describe()}: isDestroyed false after destroy()`);
     this.checkDetached(pm, [...pm.kept, ...blocks.map((b) => b.view), ...pm.poisoned.values()], `destroy (${why})`, 'destroy');
+    this.checkDvDetached(pm, `destroy (${why})`, 'destroy');
     pm.poisoned.clear();
     pm.live.length = 0;
     pm.pos.clear();
@@ -1204,7 +1789,10 @@ export class ApiFuzzer {
       this.graveyard.push(pm);
       if (this.graveyard.length > 16) this.graveyard.shift();
     }
-    for (const [pm, vs] of views) this.checkDetached(pm, vs, `close dev#${dm.id}`, 'close');
+    for (const [pm, vs] of views) {
+      this.checkDetached(pm, vs, `close dev#${dm.id}`, 'close');
+      this.checkDvDetached(pm, `close dev#${dm.id}`, 'close');
+    }
     dm.granules.clear();
     if (!dm.dev.isClosed || dm.dev.pools.length !== 0)
       this.violation('closed-device-state', `dev#${dm.id}: isClosed ${dm.dev.isClosed}, ${dm.dev.pools.length} pools listed after close`);
