@@ -341,6 +341,20 @@ export function runBench(o: BenchOptions): BenchResult[] {
 /** Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths). */
 export const DMAPOOL_TEST_WARMUPS = 2;
 
+/** Cold median ÷ warm median per strategy and seed workload: against the fresh-device warm figure (same memory) and the kept one. */
+export function coldWarm(results: BenchResult[]): { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] {
+  const out: { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] = [];
+  for (const c of results) {
+    if (c.mode !== 'cold') continue;
+    const find = (d: BenchDevice) => results.find((r) => r.mode === 'warm' && r.device === d && r.strategy === c.strategy && r.workload === c.workload);
+    const fresh = find('fresh'), kept = find('kept');
+    if (!fresh) continue;
+    out.push({ strategy: c.strategy, workload: c.workload, cold_over_fresh: c.median_ms / fresh.median_ms,
+      ...(kept ? { cold_over_kept: c.median_ms / kept.median_ms } : {}) });
+  }
+  return out;
+}
+
 /** Runs expected by runBench, for a progress bar's total. */
 export function plannedRuns(o: BenchOptions): number {
   let total = 0;
@@ -397,6 +411,14 @@ export function formatTable(results: BenchResult[]): string {
     lines.push(`  provider per run: ${c.nativeCalls} native calls, ${c.iommuMaps} IOMMU maps, ${c.iommuUnmaps} unmaps, ` +
       `${c.slabsMapped} slabs mapped, ${c.slabsReused} reused from the slab cache, ${c.slabsUnmapped} unmapped, ` +
       `${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped; ${rows[0].pages} pages`);
+    lines.push('');
+  }
+  const cw = coldWarm(results);
+  if (cw.length) {
+    lines.push('cold / warm (cold: first run of a fresh process, fresh device; ÷ warm on a fresh device, like for like — and ÷ warm on the kept device)');
+    for (const r of cw)
+      lines.push(`  ${r.strategy.padEnd(7)} ${r.workload.padEnd(11)} ${r.cold_over_fresh.toFixed(2).padStart(6)}  ` +
+        `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept)`);
     lines.push('');
   }
   const dt = results.filter((r) => r.workload === 'dmapool_test');

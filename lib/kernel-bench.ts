@@ -271,6 +271,35 @@ export const MEMORY_NOTES: Record<KernelMemory, string> = {
   page: 'one fresh mmap(MAP_POPULATE) per dma_alloc_coherent call, munmap at destroy',
 };
 
+/**
+ * The kernel's bookkeeping per pool page, from its struct definitions (x86-64): `header` bytes of
+ * kmalloc'ed struct dma_page outside DMA memory (its kmalloc size class), and `link` bytes
+ * inside every free block — in the DMA memory a device can write.
+ *   6.1:  struct dma_page { list_head page_list; void *vaddr; dma_addr_t dma; unsigned in_use, offset; }
+ *         = 40 B → kmalloc-64; the free list is an `unsigned int` offset in each free block (4 B).
+ *   6.12: struct dma_page { list_head page_list; void *vaddr; dma_addr_t dma; } = 32 B → kmalloc-32;
+ *         struct dma_block { dma_block *next_block; dma_addr_t dma; } in each free block (16 B).
+ */
+export const KERNEL_BOOKKEEPING: Record<string, { header: number; kmalloc: number; link: number }> = {
+  '6.1': { header: 40, kmalloc: 64, link: 4 },
+  '6.12': { header: 32, kmalloc: 32, link: 16 },
+};
+
+/** Bookkeeping per 4 KiB page of the seed pool (size 128: 32 blocks), ours beside the kernel's. */
+export function formatBookkeeping(ours: BenchResult[], kernels: string[], blocksPerPage = 32): string[] {
+  const lines = [`  bookkeeping per 4 KiB page, size 128 (${blocksPerPage} blocks):`];
+  for (const k of kernels) {
+    const b = KERNEL_BOOKKEEPING[k];
+    if (!b) continue;
+    lines.push(`    Linux ${k}: ${b.kmalloc} B outside DMA memory (struct dma_page, ${b.header} B in kmalloc-${b.kmalloc}) + ` +
+      `${b.link} B inside each free block (${b.link * blocksPerPage} B of the page's DMA memory when all are free; a device can overwrite them)`);
+  }
+  const meta = [...new Map(ours.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+  if (meta.length)
+    lines.push(`    ours: ${meta.map(([st, v]) => `${st} ${v.toFixed(0)} B`).join(', ')} — all outside DMA memory (typed arrays), 0 B inside blocks`);
+  return lines;
+}
+
 /** The human section printed after our table. */
 export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
   const lines: string[] = [];
@@ -314,6 +343,7 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     }).filter(Boolean);
     if (cost.length) lines.push(`  Linux ${k}: fresh slabs instead of warm heap cost ${cost.join(', ')}`);
   }
+  lines.push(...formatBookkeeping(ours, [...new Set(kb.results.map((r) => r.kernel))]));
   if (kb.ratios.length) {
     lines.push('');
     const strategies = [...new Set(kb.ratios.map((r) => r.strategy))];

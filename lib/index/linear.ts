@@ -5,7 +5,7 @@
  * address (O(pages) per free). Kept faithful as the baseline every speed-up is measured against.
  */
 import type { PageIndex } from './page-index';
-import { NONE, PageTable } from './pages';
+import { ALLOCATED, NONE, PageTable } from './pages';
 
 export class LinearIndex implements PageIndex {
   readonly kind = 'linear' as const;
@@ -63,7 +63,7 @@ export function checkPerPageFreeLists(pages: PageTable): void {
     let n = 0;
     for (let b = pages.freeHead[p]; b !== NONE; b = pages.next[b]) {
       if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
-      if (pages.allocated[b]) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (pages.next[b] === ALLOCATED) throw new Error(`page ${p}: allocated block ${b} on the free list`);
       if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
     }
     if (n + pages.inUse[p] !== bpp)

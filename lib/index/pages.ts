@@ -8,6 +8,14 @@ import type { Chunk } from '../provider';
 
 export const NONE = -1;
 
+/**
+ * The `next` value of an allocated block. A free block's link is a block id or NONE, so one
+ * Int32 per block says both where a free block leads and whether a block is allocated: alloc
+ * and free touch one per-block array, not two (Linux keeps neither: its links live inside the
+ * free blocks themselves, in DMA memory).
+ */
+export const ALLOCATED = -2;
+
 /** Block ids are Int32 (links, NONE = -1): a pool holds at most this many blocks. */
 export const MAX_BLOCKS = 0x7fffffff;
 
@@ -27,13 +35,12 @@ export interface PageArrays {
   inUse: Int32Array;
   freeHead: Int32Array;
   next: Int32Array;
-  allocated: Uint8Array;
 }
 
 function newPageArrays(cap: number, bpp: number): PageArrays {
   return {
     dma: new Float64Array(cap), inUse: new Int32Array(cap), freeHead: new Int32Array(cap),
-    next: new Int32Array(cap * bpp), allocated: new Uint8Array(cap * bpp),
+    next: new Int32Array(cap * bpp),
   };
 }
 
@@ -47,10 +54,8 @@ export class PageTable {
   inUse: Int32Array;
   /** First free block of each page's free list (per-page strategies), or NONE. */
   freeHead: Int32Array;
-  /** Free-list link per block. */
+  /** Per block: its free-list link (a block id or NONE) while free, ALLOCATED while allocated. */
   next: Int32Array;
-  /** 1 while a block is allocated. */
-  allocated: Uint8Array;
   /** The provider chunk behind each page (CPU view + release). */
   chunks: Chunk[] = [];
 
@@ -66,7 +71,6 @@ export class PageTable {
     this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
-    this.allocated = a.allocated;
   }
 
   get capacity(): number {
@@ -96,13 +100,11 @@ export class PageTable {
     a.inUse.set(this.inUse);
     a.freeHead.set(this.freeHead);
     a.next.set(this.next);
-    a.allocated.set(this.allocated);
     // nothing is assigned until every array exists: a failure above leaves the table as it was
     this.dma = a.dma;
     this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
-    this.allocated = a.allocated;
   }
 
   /** Allocates zeroed arrays for `cap` pages (a seam: tests override it to fail). */
@@ -140,8 +142,8 @@ export class PageTable {
     return this.chunks.pop()!;
   }
 
-  /** Bytes of bookkeeping per page (page arrays + per-block link and state). */
+  /** Bytes of bookkeeping per page (page arrays + one Int32 per block: link or ALLOCATED). */
   get bytesPerPage(): number {
-    return 8 + 4 + 4 + this.blocksPerPage * (4 + 1);
+    return 8 + 4 + 4 + this.blocksPerPage * 4;
   }
 }
