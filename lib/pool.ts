@@ -9,7 +9,7 @@ import { native } from './native';
 import { LinearIndex } from './index/linear';
 import { INDEX_KINDS, type IndexKind, type PageIndex, type PageIndexFactory } from './index/page-index';
 export { INDEX_KINDS };
-import { asNoMem, NONE, PageTable } from './index/pages';
+import { ALLOCATED, asNoMem, NONE, PageTable } from './index/pages';
 import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
 import { StackIndex } from './index/stack';
@@ -233,9 +233,9 @@ export class DmaPool {
   /** Bytes per page (geometry.allocation), on the pool for the free path. */
   private readonly allocation: number;
   /**
-   * The page resolve() found last (always the page of the block it returned). The tree
-   * strategies try it before the index; linear stays the faithful O(pages) original, and radix
-   * is O(1) already, so both always ask their index.
+   * The page resolve() found last (always the page of the block it returned). rbtree, stack
+   * and radix try it before the index (a range check: page ranges never overlap, so a hit is
+   * exact); linear stays the faithful O(pages) original and always asks its index.
    */
   private hint = 0;
   private readonly useHint: boolean;
@@ -287,7 +287,7 @@ export class DmaPool {
       : new PageTable<Chunk>(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
     this.onDebugReport = opts.onDebugReport ?? defaultReporter;
-    this.useHint = this.index.kind === 'rbtree' || this.index.kind === 'stack';
+    this.useHint = this.index.kind !== 'linear';
   }
 
   /** dma_pool_alloc(): the DMA address of a free block (contents undefined; poisoned in debug). */
@@ -313,7 +313,7 @@ export class DmaPool {
     const dma = pages.dma[p] + off;
     // touch the memory before the block counts as allocated: if that throws, prepareBlock puts it back
     if (zero || this.debug) this.prepareBlock(b, p, off, dma, zero);
-    pages.allocated[b] = 1;
+    pages.next[b] = ALLOCATED;
     pages.inUse[p]++;
     this.inUseTotal++;
     return dma;
@@ -426,9 +426,8 @@ export class DmaPool {
     const b = this.resolve(dma, 'dma_pool_free');
     const p = this.hint; // resolve() leaves the block's page there
     const pages = this.pages;
-    if (pages.allocated[b] === 0) throw this.alreadyFree(dma);
+    if (pages.next[b] !== ALLOCATED) throw this.alreadyFree(dma);
     if (this.debug) this.poisonFreed(p, this.offsets[b - p * this.bpp], dma); // before any change: it may throw
-    pages.allocated[b] = 0;
     pages.inUse[p]--;
     this.inUseTotal--;
     this.index.put(b, p);
@@ -473,7 +472,7 @@ export class DmaPool {
   /** The block id of the allocated block at `dma` (the resolve() errors, EALREADY when free). */
   private allocatedBlock(dma: number, op: string): number {
     const b = this.resolve(dma, op);
-    if (this.pages.allocated[b] === 0)
+    if (this.pages.next[b] !== ALLOCATED)
       throw new DmaPoolError('EALREADY', `${op} ${this.name}, dma ${hex(dma)}: block is free`);
     return b;
   }
@@ -543,7 +542,7 @@ export class DmaPool {
     for (let i = 0; i < n; i++) {
       const dma = dmas[i];
       const b = this.resolve(dma, op);
-      if (this.pages.allocated[b] === 0) throw this.alreadyFree(dma);
+      if (this.pages.next[b] !== ALLOCATED) throw this.alreadyFree(dma);
       if (seen.has(b))
         throw new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} is in the batch twice`);
       seen.add(b);
@@ -562,10 +561,9 @@ export class DmaPool {
     for (let i = 0; i < n; i++) {
       const b = blocks[i];
       const p = (b / this.bpp) | 0;
-      pages.allocated[b] = 0;
       pages.inUse[p]--;
       this.inUseTotal--;
-      this.index.put(b, p);
+      this.index.put(b, p); // its link replaces ALLOCATED
     }
   }
 
@@ -639,7 +637,7 @@ export class DmaPool {
   /** True when `dma` is the start of an allocated block of this pool. */
   owns(dma: number): boolean {
     try {
-      return this.pages.allocated[this.resolve(dma, 'owns')] === 1;
+      return this.pages.next[this.resolve(dma, 'owns')] === ALLOCATED;
     } catch {
       return false;
     }
@@ -735,7 +733,7 @@ export class DmaPool {
     let total = 0;
     for (let p = 0; p < this.pages.count; p++) {
       let n = 0;
-      for (let i = 0; i < this.bpp; i++) n += this.pages.allocated[p * this.bpp + i];
+      for (let i = 0; i < this.bpp; i++) if (this.pages.next[p * this.bpp + i] === ALLOCATED) n++;
       if (n !== this.pages.inUse[p]) throw new Error(`page ${p}: ${n} allocated blocks, inUse says ${this.pages.inUse[p]}`);
       total += n;
     }

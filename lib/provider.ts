@@ -38,6 +38,13 @@ export interface Slab {
   owners: (Chunk | undefined)[];
   /** Provider-private state (fds, IOVA, …). */
   priv?: unknown;
+  /**
+   * The slab came back from the slab cache: its memory held earlier chunks, so every chunk
+   * carved from it is zeroed when handed out (fresh mappings are zero already).
+   */
+  dirty?: boolean;
+  /** The whole slab as bytes, for zeroing chunks without a view object per chunk (made on first use). */
+  bytes?: Uint8Array;
 }
 
 /** What mapSlab returns. Omit `unit`/`unitDma` for a slab that is DMA-contiguous as a whole. */
@@ -71,6 +78,8 @@ export interface ProviderCounters {
   /** Slabs whose unmap failed: left mapped and never reused. */
   slabsLeaked: number;
   bytesMapped: number;
+  /** Slabs taken from the slab cache instead of being mapped (see SlabProvider.setSlabCache). */
+  slabsReused: number;
 }
 
 /** Device.sync(): CPU access begins or ends. */
@@ -103,6 +112,12 @@ export interface ChunkView {
   buffer: ArrayBuffer;
 }
 
+/** Zeroes a chunk's bytes (dma_alloc_coherent memory is zeroed) through its slab's one byte view. */
+function zeroChunk(c: Chunk): void {
+  const s = c.slab;
+  (s.bytes ??= new Uint8Array(s.buffer)).fill(0, c.offset, c.offset + c.footprint);
+}
+
 /**
  * Slab carving shared by every provider: per size order, a free list of released chunks and a
  * bump pointer into the current slab; a slab whose chunks are all released is unmapped.
@@ -115,6 +130,7 @@ export abstract class SlabProvider implements ProviderInfo {
   readonly slabSize: number;
   readonly counters: ProviderCounters = {
     nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0,
+    slabsReused: 0,
   };
   private slabs = new Map<number, Slab>();
   private nextSlabId = 1;
@@ -128,6 +144,14 @@ export abstract class SlabProvider implements ProviderInfo {
    */
   private quarantine: { chunk: Chunk; views: number[] }[] = [];
   private closed = false;
+  /**
+   * The slab cache: slabs whose every chunk came back, kept mapped (still counted in slabCount)
+   * instead of being unmapped, up to `cacheLimit` bytes, most recently emptied last. Off (0) by
+   * default; see setSlabCache().
+   */
+  private cached: Slab[] = [];
+  private cachedBytes = 0;
+  private cacheLimit = 0;
 
   constructor(pageSize: number, opts: SlabProviderOptions = {}) {
     this.pageSize = pageSize;
@@ -181,10 +205,11 @@ export abstract class SlabProvider implements ProviderInfo {
       chunk = { slab: r.slab, offset: r.offset, dma: r.dma, footprint: r.footprint };
     }
     if (chunk) {
-      new Uint8Array(chunk.slab.buffer, chunk.offset, footprint).fill(0);
+      zeroChunk(chunk);
     } else if (footprint >= this.slabSize) {
       const slab = this.newSlab(footprint, footprint);
       chunk = { slab, offset: 0, dma: this.dmaAt(slab, 0), footprint };
+      if (slab.dirty) zeroChunk(chunk);
     } else {
       let b = this.bump.get(footprint);
       if (!b || b.next + footprint > b.slab.size) {
@@ -192,7 +217,8 @@ export abstract class SlabProvider implements ProviderInfo {
         this.bump.set(footprint, b);
       }
       chunk = { slab: b.slab, offset: b.next, dma: this.dmaAt(b.slab, b.next), footprint };
-      b.next += footprint; // fresh slab memory is already zero
+      b.next += footprint;
+      if (b.slab.dirty) zeroChunk(chunk); // fresh slab memory is already zero; a cached slab's is not
     }
     chunk.slab.live++;
     chunk.slab.owners[chunk.offset / this.pageSize] = chunk;
@@ -290,21 +316,79 @@ export abstract class SlabProvider implements ProviderInfo {
       list.push(c);
     }
     if (emptied.size === 0) return;
-    for (const slab of emptied) {
-      this.slabs.delete(slab.id);
-      try {
-        this.tally(() => this.unmapSlab(slab));
-        this.counters.slabsUnmapped++;
-      } catch (e) {
-        // The chunks are returned either way (a caller's destroy must not become unrepeatable);
-        // a slab that failed to unmap is leaked, mapped and out of use, never reused.
-        this.counters.slabsLeaked++;
-        process.emitWarning(`${this.kind}: slab at DMA ${hex(slab.dma)} could not be unmapped and is leaked: ` +
-          `${(e as Error).message}`, { type: 'DmaPoolWarning', code: 'DMAPOOL_SLAB_LEAKED' });
-      }
-    }
     for (const [fp, b] of this.bump) if (emptied.has(b.slab)) this.bump.delete(fp);
     for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));
+    for (const slab of emptied) {
+      if (this.cachedBytes + slab.size <= this.cacheLimit) {
+        // kept mapped (and, for VFIO, IOMMU-mapped) for the next slab of this size; its chunks
+        // left the free lists above, so it is carved afresh — and zeroed chunk by chunk — on reuse
+        slab.dirty = true;
+        this.cached.push(slab);
+        this.cachedBytes += slab.size;
+      } else {
+        this.dropSlab(slab);
+      }
+    }
+  }
+
+  /** Unmaps a slab that holds no chunk; a failed unmap leaks it (mapped, never reused) with a warning. */
+  private dropSlab(slab: Slab): void {
+    this.slabs.delete(slab.id);
+    try {
+      this.tally(() => this.unmapSlab(slab));
+      this.counters.slabsUnmapped++;
+    } catch (e) {
+      // The chunks are returned either way (a caller's destroy must not become unrepeatable);
+      // a slab that failed to unmap is leaked, mapped and out of use, never reused.
+      this.counters.slabsLeaked++;
+      process.emitWarning(`${this.kind}: slab at DMA ${hex(slab.dma)} could not be unmapped and is leaked: ` +
+        `${(e as Error).message}`, { type: 'DmaPoolWarning', code: 'DMAPOOL_SLAB_LEAKED' });
+    }
+  }
+
+  /**
+   * The slab cache (off by default): up to `maxBytes` of slabs whose chunks have all come back
+   * stay mapped instead of being unmapped, and the next slab of the same size is taken from it
+   * instead of mapping a new one — no mmap/populate/mlock, no IOMMU map, no page faults — the way
+   * the kernel's page allocator hands freed pages out again and DPDK/SPDK keep their memory mapped
+   * for the process's lifetime. Chunks carved from a cached slab are zeroed when handed out, as
+   * allocChunk() always promises.
+   *
+   * The trade-off: cached memory stays pinned (mlocked / IOMMU-mapped, charged to RLIMIT_MEMLOCK
+   * and, for VFIO, to the container's DMA entry limit) while no pool uses it, and for VFIO its
+   * IOVAs stay mapped in the device's IOMMU domain — a device holding a stale address of a
+   * destroyed pool can still reach that memory (it never reaches memory outside this provider's
+   * slabs). trim() unmaps the cache; close() unmaps everything. Lowering the limit trims at once.
+   * EINVAL unless `maxBytes` is a non-negative safe integer.
+   */
+  setSlabCache(maxBytes: number): void {
+    if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0)
+      throw new DmaPoolError('EINVAL', `slab cache limit must be a non-negative safe integer (bytes), got ${String(maxBytes)}`);
+    if (this.closed) throw new DmaPoolError('EBADF', `${this.kind} provider is closed`);
+    this.cacheLimit = maxBytes;
+    this.trim(maxBytes);
+  }
+
+  /** The slab cache's limit in bytes (0: off) and the bytes it holds now. */
+  get slabCache(): { limit: number; bytes: number; slabs: number } {
+    return { limit: this.cacheLimit, bytes: this.cachedBytes, slabs: this.cached.length };
+  }
+
+  /**
+   * Unmaps cached slabs, oldest first, until at most `keepBytes` (default 0: all) stay cached.
+   * Returns the bytes unmapped. Slabs holding chunks are never touched.
+   */
+  trim(keepBytes = 0): number {
+    if (typeof keepBytes !== 'number' || !(keepBytes >= 0))
+      throw new DmaPoolError('EINVAL', `trim: keepBytes must be a non-negative number, got ${String(keepBytes)}`);
+    let freed = 0;
+    while (this.cachedBytes > keepBytes && this.cached.length) {
+      const slab = this.cached.shift()!;
+      this.cachedBytes -= slab.size;
+      freed += slab.size;
+      this.dropSlab(slab);
+    }
+    return freed;
   }
 
   /** Runs fn and adds the native calls it made to this provider's counter (counted in native.ts). */
@@ -330,6 +414,15 @@ export abstract class SlabProvider implements ProviderInfo {
   }
 
   private newSlab(size: number, align: number): Slab {
+    // the slab cache first: the most recently emptied slab of this size (its memory is the warmest)
+    for (let i = this.cached.length - 1; i >= 0; i--) {
+      const c = this.cached[i];
+      if (c.size !== size || c.dma % align !== 0) continue;
+      this.cached.splice(i, 1);
+      this.cachedBytes -= size;
+      this.counters.slabsReused++;
+      return c;
+    }
     const m = this.tally(() => this.mapSlab(size, align));
     const slab: Slab = {
       id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0, owners: [],
@@ -365,6 +458,8 @@ export abstract class SlabProvider implements ProviderInfo {
     this.released.clear();
     this.bump.clear();
     this.quarantine = [];
+    this.cached = [];
+    this.cachedBytes = 0;
     this.closed = true;
     this.closeProvider();
   }

@@ -204,8 +204,8 @@ function ours(strategy: string, workload: string, median: number, extra: Partial
   return {
     strategy: strategy as BenchResult['strategy'], provider: 'sim', workload, mode: 'warm', n: 373959, size: 128,
     median_ms: median, min_ms: median, max_ms: median, runs: 5, visits: 0, pages: 11687,
-    counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0 },
-    metadata_bytes_per_page: 200, ...extra,
+    counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0 },
+    metadata_bytes_per_page: 200, device: 'kept', ...extra,
   };
 }
 
@@ -289,7 +289,8 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.deepEqual([dt.size, dt.align, dt.boundary, dt.n, dt.median_ms, dt.source], [68, 32, 4096, 8192, 8, 'mm/dmapool_test.c']);
 
     const mine = [ours('rbtree', 'seed-alloc', 18), ours('rbtree', 'seed-free', 2), ours('stack', 'seed-alloc', 9),
-      ours('rbtree', 'seed-alloc', 40, { mode: 'cold' }),
+      ours('rbtree', 'seed-alloc', 18, { device: 'fresh' }), ours('rbtree', 'seed-free', 2, { device: 'fresh' }),
+      ours('stack', 'seed-alloc', 9, { device: 'fresh' }), ours('rbtree', 'seed-alloc', 40, { mode: 'cold', device: 'fresh' }),
       ours('rbtree', 'dmapool_test', 4, { n: 8192, size: 68, note: 'align 32 boundary 4096' }),
       ours('rbtree', 'dmapool_test', 4, { n: 8192, size: 16, note: 'align 16 boundary 0' })];
     const ratios = kernelRatios(mine, k);
@@ -299,8 +300,12 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.equal(get('rbtree', 'seed-free', 'heap'), 0.4);
     assert.equal(get('stack', 'seed-alloc', 'heap'), 1);
     assert.equal(get('rbtree', 'dmapool_test', 'heap'), 0.5);
-    assert.equal(ratios.filter((r) => r.workload === 'dmapool_test').length, 2); // 68-byte row only, heap + slab
-    assert.equal(ratios.length, 4 * 2); // cold figures are never compared
+    // 68-byte row only, against heap (our kept device); no fresh-device dmapool_test of ours to set beside slab
+    assert.equal(ratios.filter((r) => r.workload === 'dmapool_test').length, 1);
+    assert.equal(ratios.length, 4 + 3); // cold figures are never compared
+    // like for like: heap is compared with our kept device, slab with our fresh one
+    const fresh = kernelRatios([ours('rbtree', 'seed-alloc', 100, { device: 'fresh' })], k);
+    assert.deepEqual(fresh.map((r) => [r.memory, r.ratio]), [['slab', 100 / 12]]);
     assert.deepEqual(Object.keys(ratios[0]), ['strategy', 'workload', 'size', 'kernel', 'memory', 'ours_ms', 'kernel_ms', 'ratio']);
     assert.deepEqual(kernelRatios(mine, k, '6.1'), []);
 
@@ -320,7 +325,7 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     const args = ['bench', '--device', 'sim', '-n', '3000', '--reps', '1', '--warmups', '0', '--strategies', 'rbtree',
       '--workloads', 'seed-alloc,seed-free', '--no-cold', '--no-dmapool-test'];
     const j = JSON.parse(execFileSync(process.execPath, [CLI, ...args, '--json', '--kernel'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] }));
-    assert.equal(j.results.length, 2);
+    assert.equal(j.results.length, 4); // seed-alloc and seed-free, each on a kept and on a fresh device
     assert.deepEqual(j.kernel.results, []);
     assert.equal(j.kernel.errors.length, 2);
     for (const e of j.kernel.errors) assert.match(e, /^Linux 6\.12? mm\/dmapool\.c not measured: linux-source-6\.12? is not cached/);
@@ -352,7 +357,8 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     for (const r of j.kernel.results)
       for (const k of ['kernel', 'version', 'memory', 'workload', 'mode', 'n', 'size', 'median_ms', 'min_ms', 'max_ms', 'runs', 'pages'])
         assert.ok(k in r, `missing ${k}`);
-    assert.equal(j.kernel.ratios.length, 2 * 3 * 2); // strategies × workloads × memories
+    // vs heap: our kept device, every workload; vs slab: our fresh device, which runs the seed pair only
+    assert.equal(j.kernel.ratios.length, 2 * 3 + 2 * 2);
     for (const r of j.kernel.ratios) assert.ok(r.ratio > 0 && Number.isFinite(r.ratio));
     assert.equal(j.kernel.runs.length, 2);
     assert.equal(j.kernel.runs[0].pages, Math.ceil(4000 / 32));

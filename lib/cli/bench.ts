@@ -4,6 +4,8 @@
  * and warm (median after the JIT settled), plus the kernel's dmapool_test rows.
  */
 import { execFileSync } from 'node:child_process';
+import type { Device } from '../device';
+import type { DmaPool } from '../pool';
 import { DmaPoolError } from '../errors';
 import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
@@ -39,9 +41,21 @@ export interface TimedResult {
   pages: number;
 }
 
+/**
+ * How a warm run gets its device: `kept` — one device open across the runs, as a driver keeps
+ * it, with its slab cache on (BENCH_SLAB_CACHE), so a pool after the first reuses mapped slabs;
+ * `fresh` — a device opened and closed by every run, so every pool maps (and unmaps) its slabs.
+ * Cold figures are always fresh (the first run of a fresh process).
+ */
+export type BenchDevice = 'kept' | 'fresh';
+
+/** The slab cache of the bench's kept device: room for the seed pool's 46 MiB of slabs, and more. */
+export const BENCH_SLAB_CACHE = 128 << 20;
+
 export interface BenchResult extends TimedResult {
   strategy: IndexKind;
   provider: string;
+  device: BenchDevice;
   /** Index work per timed run (median): page visits for linear, tree nodes for rbtree/stack. */
   visits: number;
   /** Provider activity per run: native calls, IOMMU maps/unmaps, slabs, bytes mapped. */
@@ -55,7 +69,7 @@ function diff(a: ProviderCounters, b: ProviderCounters): ProviderCounters {
     nativeCalls: b.nativeCalls - a.nativeCalls, iommuMaps: b.iommuMaps - a.iommuMaps,
     iommuUnmaps: b.iommuUnmaps - a.iommuUnmaps, slabsMapped: b.slabsMapped - a.slabsMapped,
     slabsUnmapped: b.slabsUnmapped - a.slabsUnmapped, slabsLeaked: b.slabsLeaked - a.slabsLeaked,
-    bytesMapped: b.bytesMapped - a.bytesMapped,
+    bytesMapped: b.bytesMapped - a.bytesMapped, slabsReused: b.slabsReused - a.slabsReused,
   };
 }
 
@@ -63,11 +77,12 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /**
  * One run of a workload: returns the timed samples. 'seed' runs produce both seed-alloc and
- * seed-free from the same pool, like the seed's modprobe/rmmod pair.
+ * seed-free from the same pool, like the seed's modprobe/rmmod pair. With `kept`, the run uses
+ * that open device (and leaves it open); otherwise it opens a device and closes it after.
  */
-export function runOnce(provider: string, strategy: IndexKind, workload: Workload, n = SEED_N, size = 128):
+export function runOnce(provider: string, strategy: IndexKind, workload: Workload, n = SEED_N, size = 128, kept?: Device):
   Partial<Record<Workload, RunSample>> {
-  const dev = openDevice(provider);
+  const dev = kept ?? openDevice(provider);
   const pc = dev.provider.counters;
   let ok = false;
   try {
@@ -127,8 +142,15 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
     return out;
   } finally {
     // after a failure the pool may still hold blocks; don't let EBUSY hide the real error
-    if (ok) dev.close(); else try { dev.close(); } catch { /* reported by the original error */ }
+    if (kept) { /* the caller's */ } else if (ok) dev.close(); else try { dev.close(); } catch { /* reported by the original error */ }
   }
+}
+
+/** A device kept open across runs, as a driver keeps it: slab cache on (BENCH_SLAB_CACHE). */
+export function openKeptDevice(provider: string): Device {
+  const dev = openDevice(provider);
+  dev.provider.setSlabCache(BENCH_SLAB_CACHE);
+  return dev;
 }
 
 /** The kernel's lib/dmapool_test.c parameter rows: size, align, boundary, blocks. */
@@ -137,23 +159,35 @@ export const DMAPOOL_TEST_ROWS: [number, number, number, number][] = [
   [1024, 1024, 0, 2048], [4096, 4096, 0, 1024], [68, 32, 4096, 8192],
 ];
 
-/** dmapool_test: 100 iterations of allocate-all then free-all; returns µs as the kernel prints. */
-export function dmapoolTest(provider: string, strategy: IndexKind, row: [number, number, number, number]): number {
+/** mm/dmapool_test.c's inner loops are functions of their own (dmapool_test_alloc/free): so are ours, optimized as functions, not by on-stack replacement of one big loop. */
+function dmapoolTestAlloc(pool: DmaPool, dma: Float64Array): void {
+  for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
+}
+
+function dmapoolTestFree(pool: DmaPool, dma: Float64Array): void {
+  for (let i = 0; i < dma.length; i++) pool.free(dma[i]);
+}
+
+/**
+ * dmapool_test: 100 iterations of allocate-all then free-all; returns µs as the kernel prints.
+ * With `kept`, the pool is made on that open device (left open); otherwise on a fresh one.
+ */
+export function dmapoolTest(provider: string, strategy: IndexKind, row: [number, number, number, number], kept?: Device): number {
   const [size, align, boundary, blocks] = row;
-  const dev = openDevice(provider);
+  const dev = kept ?? openDevice(provider);
   try {
     const pool = dev.createPool('dmapool_test', size, { index: strategy, align, boundary });
     const dma = new Float64Array(blocks);
     const t0 = now();
     for (let it = 0; it < 100; it++) {
-      for (let i = 0; i < blocks; i++) dma[i] = pool.alloc();
-      for (let i = 0; i < blocks; i++) pool.free(dma[i]);
+      dmapoolTestAlloc(pool, dma);
+      dmapoolTestFree(pool, dma);
     }
     const us = (now() - t0) * 1000;
     pool.destroy();
     return us;
   } finally {
-    dev.close();
+    if (!kept) dev.close();
   }
 }
 
@@ -208,12 +242,12 @@ export function checkBenchOptions(o: BenchOptions): void {
       throw new DmaPoolError('EINVAL', `bench: ${k} must be a non-empty list of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
-function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', n: number,
-  samples: RunSample[], metadata: number, note?: string): BenchResult {
+function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', device: BenchDevice,
+  n: number, samples: RunSample[], metadata: number, note?: string): BenchResult {
   const ms = samples.map((s) => s.ms);
   const mid = [...samples].sort((a, b) => a.ms - b.ms)[samples.length >> 1]; // the median run's pages and counters
   return {
-    strategy, provider, workload, mode, n, size: 128,
+    strategy, provider, device, workload, mode, n, size: 128,
     median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: samples.length,
     visits: median(samples.map((s) => s.visits)), pages: mid.pages, counters: mid.counters,
     metadata_bytes_per_page: metadata, ...(note ? { note } : {}),
@@ -261,34 +295,75 @@ export function runBench(o: BenchOptions): BenchResult[] {
           for (const w of outs) cold.get(w)!.push(sample[w]!);
           o.tick?.(`${strategy} ${runKind} cold`);
         }
-        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', o.n, cold.get(w)!, meta));
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', 'fresh', o.n, cold.get(w)!, meta));
       }
-      for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n); o.tick?.(`${strategy} ${runKind} warm-up`); }
-      const samples = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
-      for (let i = 0; i < reps; i++) {
-        const r = runOnce(o.provider, strategy, runKind, o.n);
-        for (const w of outs) samples.get(w)!.push(r[w]!);
-        o.tick?.(`${strategy} ${runKind}`);
+      // warm, device kept open (a driver's view): warm-ups tier the JIT up and fill the slab cache
+      const dev = openKeptDevice(o.provider);
+      try {
+        for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n, 128, dev); o.tick?.(`${strategy} ${runKind} warm-up`); }
+        const samples = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
+        for (let i = 0; i < reps; i++) {
+          const r = runOnce(o.provider, strategy, runKind, o.n, 128, dev);
+          for (const w of outs) samples.get(w)!.push(r[w]!);
+          o.tick?.(`${strategy} ${runKind}`);
+        }
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'kept', o.n, samples.get(w)!, meta, note));
+      } finally {
+        dev.close();
       }
-      for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', o.n, samples.get(w)!, meta, note));
+      // warm, a fresh device per run (every pool maps its slabs): the seed pair only, JIT already warm
+      if (runKind === 'seed-alloc' && strategy !== 'linear') {
+        const fresh = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
+        for (let i = 0; i < reps; i++) {
+          const r = runOnce(o.provider, strategy, runKind, o.n);
+          for (const w of outs) fresh.get(w)!.push(r[w]!);
+          o.tick?.(`${strategy} ${runKind} fresh device`);
+        }
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'fresh', o.n, fresh.get(w)!, meta, note));
+      }
     }
     if (o.dmapoolTest) {
-      for (const row of DMAPOOL_TEST_ROWS) {
-        const us: number[] = [];
-        const n = strategy === 'linear' ? 1 : Math.max(1, Math.min(o.reps, 3));
-        for (let i = 0; i < n; i++) us.push(dmapoolTest(o.provider, strategy, row));
-        const ms = us.map((u) => u / 1000);
-        results.push({
-          strategy, provider: o.provider, workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
-          median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
-          counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0 },
-          metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
-        });
-        o.tick?.(`${strategy} dmapool_test ${row[0]}`);
+      // one kept device; each row is warmed up (JIT) before its timed runs, as the seed loops are
+      const dev = openKeptDevice(o.provider);
+      try {
+        for (const row of DMAPOOL_TEST_ROWS) {
+          const us: number[] = [];
+          const n = strategy === 'linear' ? 1 : Math.max(1, Math.min(o.reps, 3));
+          const w = strategy === 'linear' ? 0 : Math.min(o.warmups, DMAPOOL_TEST_WARMUPS);
+          for (let i = 0; i < w; i++) dmapoolTest(o.provider, strategy, row, dev);
+          for (let i = 0; i < n; i++) us.push(dmapoolTest(o.provider, strategy, row, dev));
+          const ms = us.map((u) => u / 1000);
+          results.push({
+            strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
+            median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
+            counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0 },
+            metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
+          });
+          o.tick?.(`${strategy} dmapool_test ${row[0]}`);
+        }
+      } finally {
+        dev.close();
       }
     }
   }
   return results;
+}
+
+/** Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths). */
+export const DMAPOOL_TEST_WARMUPS = 2;
+
+/** Cold median ÷ warm median per strategy and seed workload: against the fresh-device warm figure (same memory) and the kept one. */
+export function coldWarm(results: BenchResult[]): { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] {
+  const out: { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] = [];
+  for (const c of results) {
+    if (c.mode !== 'cold') continue;
+    const find = (d: BenchDevice) => results.find((r) => r.mode === 'warm' && r.device === d && r.strategy === c.strategy && r.workload === c.workload);
+    const fresh = find('fresh'), kept = find('kept');
+    if (!fresh) continue;
+    out.push({ strategy: c.strategy, workload: c.workload, cold_over_fresh: c.median_ms / fresh.median_ms,
+      ...(kept ? { cold_over_kept: c.median_ms / kept.median_ms } : {}) });
+  }
+  return out;
 }
 
 /** Runs expected by runBench, for a progress bar's total. */
@@ -298,6 +373,7 @@ export function plannedRuns(o: BenchOptions): number {
   for (const s of o.strategies) {
     const reps = s === 'linear' ? o.linearReps + 1 : o.reps + o.warmups;
     total += groups.size * (reps + (o.cold ? (s === 'linear' ? Math.min(o.coldReps, o.linearReps) : o.coldReps) : 0));
+    if (s !== 'linear' && groups.has('seed-alloc')) total += o.reps; // the fresh-device seed runs
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
   return total;
@@ -312,17 +388,20 @@ function fmt(ms: number): string {
 /** The human table: one block per workload and mode, speed-up over linear, seed ratios beside. */
 export function formatTable(results: BenchResult[]): string {
   const lines: string[] = [];
-  const keys = [...new Set(results.filter((r) => r.workload !== 'dmapool_test').map((r) => `${r.workload}|${r.mode}`))];
+  const keys = [...new Set(results.filter((r) => r.workload !== 'dmapool_test').map((r) => `${r.workload}|${r.mode}|${r.device}`))];
   for (const key of keys) {
-    const [workload, mode] = key.split('|');
-    const rows = results.filter((r) => r.workload === workload && r.mode === mode);
+    const [workload, mode, device] = key.split('|');
+    const rows = results.filter((r) => r.workload === workload && r.mode === mode && r.device === device);
     const base = rows.find((r) => r.strategy === 'linear');
     const title = workload === 'seed-alloc' ? `dma_pool_create() + dma_pool_alloc() loop, size = 128, count = ${rows[0].n}`
       : workload === 'seed-free' ? `dma_pool_free() loop + dma_pool_destroy(), size = 128, count = ${rows[0].n}`
       : workload === 'free-reverse' ? `free in reverse allocation order + destroy, count = ${rows[0].n}`
       : workload === 'free-random' ? `free in random order + destroy, count = ${rows[0].n}`
       : `churn: ${rows[0].n} random alloc/free at 50% occupancy`;
-    lines.push(`${title} — ${mode}${mode === 'warm' ? ' (median of runs after warm-up, min–max)' : ' (median of first runs in fresh processes, min–max)'}`);
+    const how = mode === 'cold' ? ' (median of first runs in fresh processes, min–max)'
+      : device === 'kept' ? ' (median of runs after warm-up, min–max; one device kept open, slab cache on: pools after the first reuse mapped slabs)'
+      : ' (median of runs after warm-up, min–max; a fresh device per run: every pool maps and unmaps its slabs)';
+    lines.push(`${title} — ${mode}${how}`);
     for (const r of rows) {
       const speed = base ? `${(base.median_ms / r.median_ms).toFixed(0).padStart(5)}x` : '';
       const range = r.runs > 1 ? `  [${fmt(r.min_ms)}–${fmt(r.max_ms)}]` : '';
@@ -341,7 +420,16 @@ export function formatTable(results: BenchResult[]): string {
     }
     const c = rows[0].counters;
     lines.push(`  provider per run: ${c.nativeCalls} native calls, ${c.iommuMaps} IOMMU maps, ${c.iommuUnmaps} unmaps, ` +
-      `${c.slabsMapped} slabs mapped, ${c.slabsUnmapped} unmapped, ${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped; ${rows[0].pages} pages`);
+      `${c.slabsMapped} slabs mapped, ${c.slabsReused} reused from the slab cache, ${c.slabsUnmapped} unmapped, ` +
+      `${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped; ${rows[0].pages} pages`);
+    lines.push('');
+  }
+  const cw = coldWarm(results);
+  if (cw.length) {
+    lines.push('cold / warm (cold: first run of a fresh process, fresh device; ÷ warm on a fresh device, like for like — and ÷ warm on the kept device)');
+    for (const r of cw)
+      lines.push(`  ${r.strategy.padEnd(7)} ${r.workload.padEnd(11)} ${r.cold_over_fresh.toFixed(2).padStart(6)}  ` +
+        `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept)`);
     lines.push('');
   }
   const dt = results.filter((r) => r.workload === 'dmapool_test');

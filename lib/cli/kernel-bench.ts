@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchResult, median, TimedResult, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, median, TimedResult, Workload } from './bench';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
@@ -191,13 +191,22 @@ function noteAlign(r: BenchResult): { align?: number; boundary?: number } {
   return m ? { align: Number(m[1]), boundary: Number(m[2]) } : {};
 }
 
-/** ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant. */
+/**
+ * The device variant of ours that is like for like with a kernel memory variant: warm heap
+ * (memory the allocator had before) ↔ our kept device (slab cache: slabs mapped before); fresh
+ * slabs or pages per pool ↔ our fresh device per run (every pool maps its slabs).
+ */
+export function oursDeviceFor(memory: KernelMemory): BenchDevice {
+  return memory === 'heap' ? 'kept' : 'fresh';
+}
+
+/** ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant (like for like: oursDeviceFor). */
 export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kernel: string = RATIO_KERNEL): KernelRatio[] {
   const out: KernelRatio[] = [];
   for (const k of kernels) {
     if (k.kernel !== kernel) continue;
     for (const r of ours) {
-      if (r.mode !== 'warm' || r.workload !== k.workload) continue;
+      if (r.mode !== 'warm' || r.workload !== k.workload || (r.device ?? 'kept') !== oursDeviceFor(k.memory)) continue;
       if (k.workload === 'dmapool_test') {
         const a = noteAlign(r);
         if (r.size !== k.size || r.n !== k.n || (a.align !== undefined && a.align !== k.align) ||
@@ -262,6 +271,35 @@ export const MEMORY_NOTES: Record<KernelMemory, string> = {
   page: 'one fresh mmap(MAP_POPULATE) per dma_alloc_coherent call, munmap at destroy',
 };
 
+/**
+ * The kernel's bookkeeping per pool page, from its struct definitions (x86-64): `header` bytes of
+ * kmalloc'ed struct dma_page outside DMA memory (its kmalloc size class), and `link` bytes
+ * inside every free block — in the DMA memory a device can write.
+ *   6.1:  struct dma_page { list_head page_list; void *vaddr; dma_addr_t dma; unsigned in_use, offset; }
+ *         = 40 B → kmalloc-64; the free list is an `unsigned int` offset in each free block (4 B).
+ *   6.12: struct dma_page { list_head page_list; void *vaddr; dma_addr_t dma; } = 32 B → kmalloc-32;
+ *         struct dma_block { dma_block *next_block; dma_addr_t dma; } in each free block (16 B).
+ */
+export const KERNEL_BOOKKEEPING: Record<string, { header: number; kmalloc: number; link: number }> = {
+  '6.1': { header: 40, kmalloc: 64, link: 4 },
+  '6.12': { header: 32, kmalloc: 32, link: 16 },
+};
+
+/** Bookkeeping per 4 KiB page of the seed pool (size 128: 32 blocks), ours beside the kernel's. */
+export function formatBookkeeping(ours: BenchResult[], kernels: string[], blocksPerPage = 32): string[] {
+  const lines = [`  bookkeeping per 4 KiB page, size 128 (${blocksPerPage} blocks):`];
+  for (const k of kernels) {
+    const b = KERNEL_BOOKKEEPING[k];
+    if (!b) continue;
+    lines.push(`    Linux ${k}: ${b.kmalloc} B outside DMA memory (struct dma_page, ${b.header} B in kmalloc-${b.kmalloc}) + ` +
+      `${b.link} B inside each free block (${b.link * blocksPerPage} B of the page's DMA memory when all are free; a device can overwrite them)`);
+  }
+  const meta = [...new Map(ours.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+  if (meta.length)
+    lines.push(`    ours: ${meta.map(([st, v]) => `${st} ${v.toFixed(0)} B`).join(', ')} — all outside DMA memory (typed arrays), 0 B inside blocks`);
+  return lines;
+}
+
 /** The human section printed after our table. */
 export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
   const lines: string[] = [];
@@ -273,7 +311,11 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
   lines.push(`Linux's own mm/dmapool.c, compiled in userspace, same loops in the same run — warm medians in ms (${versions.join(', ')})`);
   const mems = [...new Set(kb.results.map((r) => r.memory))];
   for (const m of mems) lines.push(`  ${m}: ${MEMORY_NOTES[m]}`);
-  lines.push(`  ours (every strategy): fresh slabs from the provider in every run (${ours[0]?.provider ?? 'sim'}), like "slab"`);
+  const prov = ours[0]?.provider ?? 'sim';
+  lines.push(`  ours, kept device (${prov}): one device open across runs, slab cache on (up to ${BENCH_SLAB_CACHE >> 20} MiB): ` +
+    'pools after the first reuse mapped slabs, zeroed per chunk on hand-out — compared with "heap"');
+  lines.push(`  ours, fresh device (${prov}): a device opened per run; every pool maps (populate + mlock) and unmaps its slabs — ` +
+    'compared with "slab" and "page"');
   const w = 24;
   lines.push(`  ${'workload'.padEnd(w)}${cols.map((c) => label(c).padStart(13)).join('')}`);
   const rowKeys = [...new Set(kb.results.map((r) => r.workload === 'dmapool_test' ? `dmapool_test|${r.size}|${r.align}|${r.boundary}|${r.n}` : r.workload))];
@@ -301,10 +343,12 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     }).filter(Boolean);
     if (cost.length) lines.push(`  Linux ${k}: fresh slabs instead of warm heap cost ${cost.join(', ')}`);
   }
+  lines.push(...formatBookkeeping(ours, [...new Set(kb.results.map((r) => r.kernel))]));
   if (kb.ratios.length) {
     lines.push('');
     const strategies = [...new Set(kb.ratios.map((r) => r.strategy))];
-    lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast)`);
+    lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast; ` +
+      'vs heap: our kept device; vs slab/page: our fresh device)');
     lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(8)).join('')}`);
     const rowMems = [...new Set(kb.ratios.map((r) => r.memory))];
     const keys = [...new Set(kb.ratios.map((r) => `${r.workload}|${r.size}`))].flatMap((k) => rowMems.map((m) => `${k}|${m}`));
@@ -319,7 +363,8 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     }
     // the issue's bar for radix: its random-order free against 6.12's in-order free
     for (const m of rowMems) {
-      const radix = ours.find((r) => r.strategy === 'radix' && r.workload === 'free-random' && r.mode === 'warm');
+      const radix = ours.find((r) => r.strategy === 'radix' && r.workload === 'free-random' && r.mode === 'warm' &&
+        (r.device ?? 'kept') === oursDeviceFor(m));
       const k = kb.results.find((r) => r.kernel === RATIO_KERNEL && r.memory === m && r.workload === 'seed-free');
       if (radix && k) lines.push(`  radix free random / Linux ${RATIO_KERNEL} free in order (${m}): ${(radix.median_ms / k.median_ms).toFixed(2)}`);
     }

@@ -7,6 +7,14 @@ import { DmaPoolError } from '../errors';
 
 export const NONE = -1;
 
+/**
+ * The `next` value of an allocated block. A free block's link is a block id or NONE, so one
+ * Int32 per block says both where a free block leads and whether a block is allocated: alloc
+ * and free touch one per-block array, not two (Linux keeps neither: its links live inside the
+ * free blocks themselves, in DMA memory).
+ */
+export const ALLOCATED = -2;
+
 /** Block ids are Int32 (links, NONE = -1): a pool holds at most this many blocks. */
 export const MAX_BLOCKS = 0x7fffffff;
 
@@ -26,13 +34,12 @@ export interface PageArrays {
   inUse: Int32Array;
   freeHead: Int32Array;
   next: Int32Array;
-  allocated: Uint8Array;
 }
 
 function newPageArrays(cap: number, bpp: number): PageArrays {
   return {
     dma: new Float64Array(cap), inUse: new Int32Array(cap), freeHead: new Int32Array(cap),
-    next: new Int32Array(cap * bpp), allocated: new Uint8Array(cap * bpp),
+    next: new Int32Array(cap * bpp),
   };
 }
 
@@ -52,10 +59,8 @@ export class PageTable<C extends PageMemory = PageMemory> {
   inUse: Int32Array;
   /** First free block of each page's free list (per-page strategies), or NONE. */
   freeHead: Int32Array;
-  /** Free-list link per block. */
+  /** Per block: its free-list link (a block id or NONE) while free, ALLOCATED while allocated. */
   next: Int32Array;
-  /** 1 while a block is allocated. */
-  allocated: Uint8Array;
   /** The provider chunk behind each page (CPU view + release). */
   chunks: C[] = [];
 
@@ -71,7 +76,6 @@ export class PageTable<C extends PageMemory = PageMemory> {
     this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
-    this.allocated = a.allocated;
   }
 
   get capacity(): number {
@@ -101,13 +105,11 @@ export class PageTable<C extends PageMemory = PageMemory> {
     a.inUse.set(this.inUse);
     a.freeHead.set(this.freeHead);
     a.next.set(this.next);
-    a.allocated.set(this.allocated);
     // nothing is assigned until every array exists: a failure above leaves the table as it was
     this.dma = a.dma;
     this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
-    this.allocated = a.allocated;
   }
 
   /** Allocates zeroed arrays for `cap` pages (a seam: tests override it to fail). */
@@ -145,9 +147,9 @@ export class PageTable<C extends PageMemory = PageMemory> {
     return this.chunks.pop()!;
   }
 
-  /** Bytes of bookkeeping per page (page arrays + per-block link and state). */
+  /** Bytes of bookkeeping per page (page arrays + one Int32 per block: link or ALLOCATED). */
   get bytesPerPage(): number {
-    return 8 + 4 + 4 + this.blocksPerPage * (4 + 1);
+    return 8 + 4 + 4 + this.blocksPerPage * 4;
   }
 }
 
@@ -158,7 +160,7 @@ export function checkPerPageFreeLists(pages: PageTable): void {
     let n = 0;
     for (let b = pages.freeHead[p]; b !== NONE; b = pages.next[b]) {
       if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
-      if (pages.allocated[b]) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (pages.next[b] === ALLOCATED) throw new Error(`page ${p}: allocated block ${b} on the free list`);
       if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
     }
     if (n + pages.inUse[p] !== bpp)

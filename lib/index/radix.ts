@@ -84,7 +84,7 @@ export class RadixIndex extends AvailableListIndex {
     // multiplications by exact powers of two and a subtraction: no float division or fmod
     const u = Math.floor(dma * this.invUnit);
     const id = Math.floor(u * INV_LEAF_SIZE);
-    const leaf = this.leaf(id, false);
+    const leaf = id === this.lastLeafId ? this.lastLeaf : this.leaf(id, false);
     if (leaf === undefined) return -1;
     const p = leaf[u - id * LEAF_SIZE] - 1;
     // the unit may extend past the page (allocation not a power of two)

@@ -7,7 +7,7 @@
  */
 import { RbTree } from './rbtree';
 import type { PageIndex } from './page-index';
-import { NONE, PageTable } from './pages';
+import { ALLOCATED, NONE, PageTable } from './pages';
 
 export class StackIndex implements PageIndex {
   readonly kind = 'stack' as const;
@@ -59,7 +59,7 @@ export class StackIndex implements PageIndex {
     for (let b = this.head; b !== NONE; b = pages.next[b]) {
       if (b < 0 || b >= total) throw new Error(`block stack reaches invalid block ${b}`);
       if (seen[b]) throw new Error(`block stack revisits block ${b}`);
-      if (pages.allocated[b]) throw new Error(`allocated block ${b} on the block stack`);
+      if (pages.next[b] === ALLOCATED) throw new Error(`allocated block ${b} on the block stack`);
       seen[b] = 1;
       freePerPage[(b / pages.blocksPerPage) | 0]++;
       n++;
