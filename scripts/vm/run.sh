@@ -27,7 +27,7 @@ for g in "${guests[@]}"; do
     kernel=$("$VM_DIR/kernel-custom.sh")
     "$VM_DIR/initramfs.sh" "$out/initrd.gz"
   fi
-  "$VM_DIR/boot.sh" "$g" "$kernel" "$out/initrd.gz" "$out" "${DMAPOOL_VM_TIMEOUT:-1500}" || { fail=1; continue; }
+  "$VM_DIR/boot.sh" "$g" "$kernel" "$out/initrd.gz" "$out" "${DMAPOOL_VM_TIMEOUT:-2400}" || { fail=1; continue; }
   for s in "$out"/*.status; do
     [[ -e "$s" ]] || { log "guest $g ran no suite"; fail=1; break; }
     name=$(basename "$s" .status)
