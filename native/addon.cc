@@ -15,6 +15,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   dmapool::InitState(env);
   dmapool::InitMemory(env, exports);
   dmapool::InitFd(env, exports);
+  dmapool::InitIommufd(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, dmapool::SetErrorClass, "setErrorClass"));
   return exports;
 }

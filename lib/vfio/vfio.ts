@@ -8,6 +8,7 @@ import { IovaAllocator } from '../iova';
 import { native } from '../native';
 import { PciDeviceInfo, groupMembers, normalizeBdf, pciDevicePath, pciInfo, VFIO_SAFE_DRIVERS } from '../pci';
 import { HOST, SysRoot } from '../sysfs';
+import type { IommuContext } from './iommu';
 import { BarMapping, PciAccess } from './pci-access';
 import * as u from './uapi';
 
@@ -26,7 +27,8 @@ export class VfioGroup {
   constructor(readonly id: number, readonly fd: number) {}
 }
 
-export class VfioContainer {
+export class VfioContainer implements IommuContext {
+  readonly backend = 'type1' as const;
   readonly fd: number;
   readonly groups = new Map<number, VfioGroup>();
   readonly devices: VfioPciDevice[] = [];
@@ -162,6 +164,14 @@ export class VfioContainer {
     this.checkOpen();
     native().vfioUnmapDma(this.fd, iova, size);
     this.mappings--;
+  }
+
+  get iovaAlignment(): number {
+    return native().pageSize;
+  }
+
+  describe(): string {
+    return `VFIO type1 container, IOMMU group ${[...this.groups.keys()].join(',')}`;
   }
 
   private checkOpen(): void {
