@@ -19,4 +19,6 @@ run bind-uio sh -c "$CLI bind $edu --driver uio_pci_generic && $CLI doctor $edu 
 run suite-phys sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=udmabuf,uio:$edu DMAPOOL_UIO_BDF=$edu DMAPOOL_EXPECT_UDMABUF_HUGE=1 $MOCHA"
 run bind-vfio sh -c "$CLI bind $edu2 --driver vfio-pci && $CLI bind $nvme --driver vfio-pci && ls -l /dev/iommu /dev/vfio/devices && $CLI doctor $edu2 --memory 256M"
 run suite-iommufd sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=vfio:$edu2 DMAPOOL_EDU=$edu2 DMAPOOL_VFIO_BDF2=$nvme DMAPOOL_EXPECT_IOMMU=iommufd $MOCHA_ONLY dist/test/iommufd.test.js dist/test/vfio.test.js dist/test/device-dma.test.js"
-run dmapool-test sh -c "dmesg > /out/kernel-log.txt; grep 'dmapool test:' /out/kernel-log.txt; cd $REPO && node scripts/vm/dmapool-test-rows.js /out/kernel-log.txt /out/dmapool-test.json udmabuf rbtree,stack,radix 3"
+# the chroot has no /out: the files go through its /run/tmp and are copied out after
+run dmapool-test sh -c "dmesg > /run/tmp/kernel-log.txt; grep 'dmapool test:' /run/tmp/kernel-log.txt; cd $REPO && node scripts/vm/dmapool-test-rows.js /run/tmp/kernel-log.txt /run/tmp/dmapool-test.json udmabuf rbtree,stack,radix 3"
+cp /mnt/run/tmp/kernel-log.txt /mnt/run/tmp/dmapool-test.json /out/ 2>/dev/null
