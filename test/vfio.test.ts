@@ -1,6 +1,7 @@
 /**
- * VFIO: sysfs-level checks against fixtures (everywhere), and the container/device API against a
- * real vfio-pci device when DMAPOOL_TEST_DEVICES has a vfio: spec (the VM test bed, guest A).
+ * VFIO: sysfs-level checks against fixtures (everywhere), and the IOMMU context/device API against a
+ * real vfio-pci device when DMAPOOL_TEST_DEVICES has a vfio: spec (the VM test bed: guest A on the
+ * type1 container, guest B on iommufd).
  */
 import assert from 'node:assert/strict';
 import { DmaPoolError, openDevice } from '../lib';
@@ -68,7 +69,7 @@ const vfioSpecs = deviceSpecs().filter((s) => s.startsWith('vfio:'));
 describe('VFIO container and device (real vfio-pci device)', function () {
   if (vfioSpecs.length === 0) {
     it('needs a vfio-pci device', function () { this.skip(); });
-    console.log('  (skipped: no vfio: spec in DMAPOOL_TEST_DEVICES — runs in the VM test bed, guest A)');
+    console.log('  (skipped: no vfio: spec in DMAPOOL_TEST_DEVICES — runs in the VM test bed: guest A on type1, guest B on iommufd)');
     return;
   }
   const spec = vfioSpecs[0];
