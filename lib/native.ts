@@ -94,6 +94,25 @@ export interface NativeAddon extends NativeIrq {
   /** VFIO_IOMMU_MAP_DMA of part of an anonymous mapping the shim made (read + write). */
   vfioMapDma(containerFd: number, mapping: number, offset: number, size: number, iova: number, hint?: string): void;
   vfioUnmapDma(containerFd: number, iova: number, size: number): number;
+
+  // ---- iommufd + VFIO device cdev (native/iommufd.cc; EBADF unless the fd is the shim's own
+  // /dev/iommu, resp. /dev/vfio/devices/vfioN) ----
+  /** IOMMU_IOAS_ALLOC: a new IO address space; returns its object id. */
+  iommufdIoasAlloc(iommufd: number): number;
+  /** IOMMU_IOAS_IOVA_RANGES (retried with the count the kernel reports on EMSGSIZE). */
+  iommufdIovaRanges(iommufd: number, ioasId: number): { ranges: { start: bigint; last: bigint }[]; alignment: bigint };
+  /** IOMMU_IOAS_MAP (fixed IOVA, read + write) of part of an anonymous mapping the shim made. */
+  iommufdMapDma(iommufd: number, ioasId: number, mapping: number, offset: number, size: number, iova: number, hint?: string): void;
+  /** IOMMU_IOAS_UNMAP; returns the bytes unmapped. */
+  iommufdUnmapDma(iommufd: number, ioasId: number, iova: number, size: number): number;
+  /** IOMMU_OPTION get (0 = RLIMIT_MODE: 0 per-user, 1 per-process accounting; 1 = HUGE_PAGES). */
+  iommufdGetOption(iommufd: number, optionId: number, objectId: number): number;
+  /** VFIO_DEVICE_BIND_IOMMUFD; returns the iommufd device id. */
+  vfioDeviceBindIommufd(deviceFd: number, iommufd: number, hint?: string): number;
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT to an IOAS or HWPT; returns the pt id the device is attached to. */
+  vfioDeviceAttachPt(deviceFd: number, ptId: number, hint?: string): number;
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+  vfioDeviceDetachPt(deviceFd: number): void;
 }
 
 /** VFIO interrupt constants (linux/vfio.h), from the addon's build headers. */

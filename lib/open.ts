@@ -8,6 +8,7 @@ import { PhysicalOptions } from './providers/physical';
 import { UioProvider } from './providers/uio';
 import { VfioProvider, VfioProviderOptions } from './providers/vfio';
 import { HOST, SysRoot } from './sysfs';
+import { IOMMU_CHOICES } from './vfio/iommu';
 
 export interface OpenOptions extends SimOptions, PhysicalOptions, VfioProviderOptions, UDmaBufOptions {
   /**
@@ -29,6 +30,7 @@ const OPTIONS: { [K in keyof OpenOptions]-?: [string, (v: unknown) => boolean] }
   hugepages: ['a boolean', isBool],
   allowSim: ['a boolean', isBool],
   sys: ['a SysRoot', (v) => v instanceof SysRoot],
+  iommu: [`one of ${IOMMU_CHOICES.map((c) => `'${c}'`).join(', ')}`, (v) => (IOMMU_CHOICES as readonly unknown[]).includes(v)],
 };
 
 /**
@@ -64,7 +66,9 @@ function checkOptions(opts: unknown): void {
 /**
  * Opens a device by spec:
  * - `sim` — no device; fake IOVAs; never device-visible.
- * - `vfio:0000:85:00.0[,…]` — VFIO type1v2; the devices share one IOMMU container.
+ * - `vfio:0000:85:00.0[,…]` — VFIO; the devices share one IOMMU context: iommufd (one IOAS)
+ *   when /dev/iommu and their VFIO cdevs exist, else the type1v2 container; forced by
+ *   `{ iommu: 'iommufd' | 'type1' }` or DMAPOOL_VFIO_IOMMU.
  * - `uio:0000:85:00.0` — physical memory (pagemap) for a device without IOMMU translation.
  * - `udmabuf` — memfd + /dev/udmabuf, physical addresses.
  * - `u-dma-buf:udmabuf0` — ikwzm's u-dma-buf reserved buffer.

@@ -16,6 +16,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   dmapool::InitMemory(env, exports);
   dmapool::InitFd(env, exports);
   dmapool::InitIrq(env, exports);
+  dmapool::InitIommufd(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, dmapool::SetErrorClass, "setErrorClass"));
   return exports;
 }

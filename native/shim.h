@@ -63,6 +63,7 @@ bool IdentifyFd(int fd, FdIdentity* id);
 struct DmaMapRecord {
   uint32_t mapping;
   uint64_t iova, size;
+  uint32_t ioas = 0;  // iommufd: the IO address space (0 for a VFIO type1 container)
 };
 
 struct State {
@@ -73,7 +74,7 @@ struct State {
   // to: a number JS closed behind our back (fs.closeSync) and Node reused for something else no
   // longer matches, and is refused instead of acted on.
   std::map<int, FdIdentity> fds;
-  std::map<int, std::vector<DmaMapRecord>> dmaMaps;  // per VFIO container fd
+  std::map<int, std::vector<DmaMapRecord>> dmaMaps;  // per VFIO container fd / iommufd
   uint32_t nextMapping = 1, nextView = 1;
   uint8_t* bounce = nullptr;  // ioctl bounce area, followed by a PROT_NONE guard page
   size_t bounceSize = 0;
@@ -134,5 +135,6 @@ Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t len
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitIrq(Napi::Env env, Napi::Object exports);
+void InitIommufd(Napi::Env env, Napi::Object exports);
 
 }  // namespace dmapool

@@ -303,12 +303,13 @@ describe('openDevice validates its arguments (DmaPoolError EINVAL, never TypeErr
     ['hugepages as a string', () => openDevice('udmabuf', { hugepages: 'yes' } as never), /option hugepages must be a boolean/],
     ['sys as a string', () => openDevice('udmabuf', { sys: '/' } as never), /option sys must be a SysRoot/],
     ['allowSim as a string', () => openDevice('auto', { allowSim: 'true' } as never), /option allowSim must be a boolean/],
+    ['an unknown iommu backend', () => openDevice('vfio:0000:00:03.0', { iommu: 'iommu' } as never), /option iommu must be one of 'auto', 'iommufd', 'type1', got 'iommu'/],
   ];
   for (const [what, call, re] of bad) it(`rejects ${what}`, () => assert.throws(call, isErr('EINVAL', re)));
 
   it('names the known options in the hint, and accepts them', () => {
     assert.throws(() => openDevice('sim', { aling: 16 } as never),
-      isErr('EINVAL', /aling/, /slabSize, lock, iovaBase, iovaFloor, hugepages, allowSim, sys/));
+      isErr('EINVAL', /aling/, /slabSize, lock, iovaBase, iovaFloor, hugepages, allowSim, sys, iommu/));
     const d = openDevice('sim', { slabSize: 1 << 21, lock: false, iovaBase: 2 ** 33, sys: new SysRoot('/'), hugepages: undefined });
     try {
       assert.equal(d.pools.length, 0);

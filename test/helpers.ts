@@ -76,7 +76,7 @@ export interface Requirement {
 /** Where gated tests run for real (the VM test bed: `npm run test:vm`, scripts/vm/guest-*.sh). */
 export const RUNS_IN = {
   guestA: 'the VM test bed, guest A (q35 + intel-iommu; edu and NVMe on vfio-pci)',
-  guestB: 'the VM test bed, guest B (no IOMMU; udmabuf, edu on uio_pci_generic)',
+  guestB: 'the VM test bed, guest B (Linux 6.12, intel-iommu with iommu=pt: udmabuf and edu #1 on uio_pci_generic; edu #2 and NVMe on vfio-pci through iommufd)',
   guests: 'the VM test bed, guests A and B (edu on vfio-pci in A; on uio_pci_generic and udmabuf in B)',
   root: 'the host suite run as root, and both VM guests',
   rootHost: 'the host suite run as root',

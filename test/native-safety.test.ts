@@ -817,6 +817,86 @@ const CASES: Record<string, () => void | Promise<void>> = {
     assert.equal(other.buffer.byteLength, 0);
   },
 
+  /**
+   * 12. iommufd and VFIO cdev calls (native/iommufd.cc): every plain argument is range-checked
+   * first (EINVAL), then the mapping (EBADF when gone or never made, EINVAL when not anonymous
+   * DMA memory), then what each descriptor is: a descriptor the shim did not open, one closed
+   * (also behind its back), and one that is open but not /dev/iommu resp. not a VFIO device cdev
+   * are all EBADF — no request number of these calls ever reaches another driver. A refused map
+   * leaves the memory unmappable as before.
+   */
+  iommufd() {
+    const n = native();
+    const c = n.constants;
+    const L = <K extends keyof NativeAddon>(k: K) => loose(n[k]);
+    const notIommu = n.open('/dev/null', c.O_RDWR); // open, ours, but not /dev/iommu
+    const memfd = sealedMemfd(n, 4 * 4096, 'iommufd');
+    const m = n.mapAnonymous(4 * 4096, 4096, {});
+    const file = n.mmapFd(memfd, 4 * 4096, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED);
+    const ro = n.mmapFd(memfd, 4096, 0, c.PROT_READ, c.MAP_SHARED);
+    const gone = n.mapAnonymous(4096, 4096, {});
+    n.unmap(gone.id);
+    const fd = notIommu;
+    // plain arguments: EINVAL whatever the descriptor
+    for (const ioas of [0, -1, 2 ** 32, 1.5, NaN, '1', 1n, undefined, null]) {
+      inval(() => L('iommufdIovaRanges')(fd, ioas), `iommufdIovaRanges ioasId ${String(ioas)}`);
+      inval(() => L('iommufdMapDma')(fd, ioas, m.id, 0, 4096, 0x100000), `iommufdMapDma ioasId ${String(ioas)}`);
+      inval(() => L('iommufdUnmapDma')(fd, ioas, 0x100000, 4096), `iommufdUnmapDma ioasId ${String(ioas)}`);
+      inval(() => L('vfioDeviceAttachPt')(fd, ioas), `vfioDeviceAttachPt ptId ${String(ioas)}`);
+    }
+    for (const [args, what] of [
+      [[fd, 1, 'x', 0, 4096, 0], 'a string mapping'], [[fd, 1, 0, 0, 4096, 0], 'mapping 0'], [[fd, 1, m.buffer, 0, 4096, 0], 'an ArrayBuffer'],
+      [[fd, 1, m.id, -4096, 4096, 0], 'negative offset'], [[fd, 1, m.id, 1, 4096, 0], 'unaligned offset'],
+      [[fd, 1, m.id, 0, 0, 0], 'size 0'], [[fd, 1, m.id, 0, 4095, 0], 'unaligned size'], [[fd, 1, m.id, 0, 5 * 4096, 0], 'past the end'],
+      [[fd, 1, m.id, 4096, 4 * 4096, 0], 'offset + size past the end'], [[fd, 1, m.id, 2 ** 53 - 4096, 4096, 0], 'offset 2^53 - 4096'],
+      [[fd, 1, m.id, 0, 4096, 1], 'unaligned iova'], [[fd, 1, m.id, 0, 4096, -4096], 'negative iova'],
+      [[fd, 1, m.id, 0, 4096, 2 ** 53], 'iova 2^53'], [[fd, 1, m.id, 0, 4096, 2 ** 53 - 4096], 'iova + size = 2^53 (overflow)'],
+      [[fd, 1, m.id, 0, 4096, 0, 5], 'a numeric hint'],
+      [[fd, 1, file.id, 0, 4096, 0x100000], 'a file mapping (not DMA memory)'], [[fd, 1, ro.id, 0, 4096, 0x100000], 'a read-only mapping'],
+    ] as [unknown[], string][]) {
+      inval(() => L('iommufdMapDma')(...args), `iommufdMapDma: ${what}`);
+    }
+    for (const [args, what] of [[[fd, 1, -4096, 4096], 'negative iova'], [[fd, 1, 0, 0], 'size 0'], [[fd, 1, 0, 2 ** 53], 'size 2^53'],
+      [[fd, 1, 2 ** 53 - 4096, 8192], 'iova + size past 2^53'], [[fd, 1, 0.5, 4096], 'fractional iova']] as [unknown[], string][]) {
+      inval(() => L('iommufdUnmapDma')(...args), `iommufdUnmapDma: ${what}`);
+    }
+    for (const [opt, obj] of [[-1, 0], [2, 0], [0, -1], [0, 2 ** 32], ['0', 0]] as const)
+      inval(() => L('iommufdGetOption')(fd, opt, obj), `iommufdGetOption(${opt}, ${obj})`);
+    inval(() => L('vfioDeviceBindIommufd')(fd, fd, 7), 'vfioDeviceBindIommufd with a numeric hint');
+    // mappings that are gone or never were: EBADF, before the descriptor is looked at
+    expectErr(() => n.iommufdMapDma(fd, 1, gone.id, 0, 4096, 0x100000), 'EBADF', 'iommufdMapDma of an unmapped mapping');
+    expectErr(() => n.iommufdMapDma(fd, 1, 999_999, 0, 4096, 0x100000), 'EBADF', 'iommufdMapDma of a mapping never made');
+    // descriptors: not ours, ours but not /dev/iommu (or not a VFIO cdev), closed, closed behind our back
+    const closed = n.open('/dev/null', c.O_RDWR);
+    n.close(closed);
+    const behind = n.open('/dev/zero', c.O_RDWR);
+    fs.closeSync(behind);
+    const stolen = fs.openSync('/dev/null', 'r'); // may reuse the number `behind` had
+    try {
+      for (const [bad, what] of [[0, 'stdin'], [1, 'stdout'], [2 ** 31 - 1, 'a number never opened'], [notIommu, '/dev/null (ours)'],
+        [memfd, 'a memfd (ours)'], [closed, 'a closed fd'], [behind, 'an fd closed outside the shim']] as const) {
+        expectErr(() => n.iommufdIoasAlloc(bad), 'EBADF', `iommufdIoasAlloc(${what})`);
+        expectErr(() => n.iommufdIovaRanges(bad, 1), 'EBADF', `iommufdIovaRanges(${what})`);
+        expectErr(() => n.iommufdMapDma(bad, 1, m.id, 0, 4096, 0x100000), 'EBADF', `iommufdMapDma(${what})`);
+        expectErr(() => n.iommufdUnmapDma(bad, 1, 0x100000, 4096), 'EBADF', `iommufdUnmapDma(${what})`);
+        expectErr(() => n.iommufdGetOption(bad, 0, 0), 'EBADF', `iommufdGetOption(${what})`);
+        expectErr(() => n.vfioDeviceBindIommufd(bad, notIommu), 'EBADF', `vfioDeviceBindIommufd(device ${what})`);
+        expectErr(() => n.vfioDeviceAttachPt(bad, 1), 'EBADF', `vfioDeviceAttachPt(${what})`);
+        expectErr(() => n.vfioDeviceDetachPt(bad), 'EBADF', `vfioDeviceDetachPt(${what})`);
+      }
+      // a VFIO device fd would be needed first: with /dev/null as the device, the iommufd is never reached
+      expectErr(() => n.vfioDeviceBindIommufd(notIommu, memfd), 'EBADF', 'vfioDeviceBindIommufd(/dev/null, memfd)');
+      expectErr(() => n.vfioDeviceBindIommufd(notIommu, 1), 'EBADF', 'vfioDeviceBindIommufd(/dev/null, stdout)');
+    } finally {
+      fs.closeSync(stolen);
+    }
+    // nothing was recorded as DMA-mapped: the memory unmaps as usual
+    assert.equal(n.unmap(m.id), true);
+    assert.equal(n.unmap(file.id), true);
+    n.close(notIommu);
+    n.close(memfd);
+  },
+
   /** A worker terminated in the middle of shim calls (found by the fuzzer: node-addon-api's std::terminate, an abort). */
   async workerTerminate() {
     const code = `
@@ -936,5 +1016,6 @@ if (require.main === module) {
     itCase('10. terminating a worker in the middle of shim calls does not abort the process', 'workerTerminate');
     itCase('11. JS run inside a call (option getters, Object.prototype setters) that unmaps or closes what it uses', 'reentrancy');
     itCase('12. interrupt handles and vfioSetIrqs: bad ids, closed handles, foreign and non-VFIO/UIO fds, Node\'s own eventfds: EINVAL/EBADF', 'irq');
+    itCase('13. iommufd / VFIO cdev calls: bad arguments EINVAL, gone mappings and foreign, closed or non-iommufd descriptors EBADF', 'iommufd');
   });
 }

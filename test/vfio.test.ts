@@ -1,12 +1,14 @@
 /**
- * VFIO: sysfs-level checks against fixtures (everywhere), and the container/device API against a
- * real vfio-pci device when DMAPOOL_TEST_DEVICES has a vfio: spec (the VM test bed, guest A).
+ * VFIO: sysfs-level checks against fixtures (everywhere), and the IOMMU context/device API against a
+ * real vfio-pci device when DMAPOOL_TEST_DEVICES has a vfio: spec (the VM test bed: guest A on the
+ * type1 container, guest B on iommufd).
  */
 import assert from 'node:assert/strict';
 import { Device, DmaPoolError, openDevice } from '../lib';
 import { checkMemlock } from '../lib/providers/memlock';
 import { VfioProvider } from '../lib/providers/vfio';
 import * as u from '../lib/vfio/uapi';
+import { IommufdContext } from '../lib/vfio/iommufd';
 import { VfioContainer } from '../lib/vfio/vfio';
 import { Edu } from './edu';
 import { Fixture } from './fixtures';
@@ -75,28 +77,38 @@ describeIf(needs.vfio(), 'VFIO container and device (real vfio-pci device)', fun
   const spec = vfioSpecs[0];
   const bdf = spec.slice(5).split(',')[0];
 
-  it('reads the IOMMU info capability chain and places IOVAs inside the apertures', () => {
+  it('reads the usable IOVA ranges and places IOVAs inside them (type1: the IOMMU info capability chain; iommufd: IOMMU_IOAS_IOVA_RANGES)', () => {
     const dev = openDevice(spec);
     try {
       const p = vfioProvider(dev);
-      const info = p.container.info;
-      assert.ok(info.caps.includes(u.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), `caps ${info.caps}`);
-      assert.ok(info.iovaRanges.length >= 1);
-      assert.ok(info.pageSizes & 0x1000, '4 KiB IOMMU pages');
+      const c = p.container;
+      let ranges: { start: number; end: number }[];
+      if (c instanceof VfioContainer) {
+        const info = c.info;
+        assert.ok(info.caps.includes(u.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), `caps ${info.caps}`);
+        assert.ok(info.pageSizes & 0x1000, '4 KiB IOMMU pages');
+        // DMA_AVAIL exists since Linux 5.10 (guest A runs 6.1): the container's mapping budget
+        assert.ok(info.caps.includes(u.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL), `caps ${info.caps}`);
+        assert.ok(info.dmaAvail! > 1000, `dma_avail ${info.dmaAvail}`);
+        ranges = info.iovaRanges;
+      } else {
+        assert.ok(c instanceof IommufdContext);
+        ranges = c.ranges();
+        // x86: the MSI window 0xfee00000-0xfeefffff is reserved for every attached device
+        assert.ok(!ranges.some((r) => r.start <= 0xfee00000 && r.end >= 0xfee00000), `MSI window inside ${JSON.stringify(ranges)}`);
+      }
+      assert.ok(ranges.length >= 1);
       const pool = dev.createPool('iova', 4096);
       const blocks = Array.from({ length: 1100 }, () => pool.alloc()); // 3 slabs of 2 MiB
       for (const d of blocks)
-        assert.ok(info.iovaRanges.some((r) => d >= r.start && d + 4095 <= r.end), `IOVA ${d.toString(16)} outside the apertures`);
+        assert.ok(ranges.some((r) => d >= r.start && d + 4095 <= r.end), `IOVA ${d.toString(16)} outside the usable ranges`);
       assert.equal(p.counters.iommuMaps, 3, 'one IOMMU mapping per 2 MiB slab');
-      assert.equal(p.container.mappings, 3);
-      // DMA_AVAIL exists since Linux 5.10 (the test bed runs 6.1): the container's mapping budget
-      assert.ok(info.caps.includes(u.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL), `caps ${info.caps}`);
-      assert.ok(info.dmaAvail! > 1000, `dma_avail ${info.dmaAvail}`);
+      assert.equal(c.mappings, 3);
       const first = blocks[0];
       blocks.forEach((d) => pool.free(d));
       pool.destroy();
       assert.equal(p.counters.iommuUnmaps, 3);
-      assert.equal(p.container.mappings, 0);
+      assert.equal(c.mappings, 0);
       const again = dev.createPool('iova2', 4096);
       const d = again.alloc();
       assert.equal(d, first, 'freed IOVA ranges are reused');
@@ -153,7 +165,11 @@ describeIf(needs.vfio(), 'VFIO container and device (real vfio-pci device)', fun
     const dev = openDevice(`vfio:${bdf},${second}`);
     try {
       const p = vfioProvider(dev);
-      assert.equal(p.container.groups.size, 2);
+      if (p.container instanceof VfioContainer) assert.equal(p.container.groups.size, 2);
+      else {
+        assert.ok(p.container instanceof IommufdContext);
+        assert.equal(new Set(p.container.devIds).size, 2, 'both devices bound to the one iommufd');
+      }
       assert.equal(p.devices.length, 2);
       const pool = dev.createPool('shared', 1024);
       const a = pool.alloc(), b = pool.alloc();
@@ -162,7 +178,7 @@ describeIf(needs.vfio(), 'VFIO container and device (real vfio-pci device)', fun
       edu.toDevice(a, 0, 1024);
       edu.fromDevice(0, b, 1024);
       assert.ok(pool.view(b).every((x) => x === 0x77));
-      assert.equal(p.counters.iommuMaps, 1, 'the mapping is per container, not per device');
+      assert.equal(p.counters.iommuMaps, 1, 'the mapping is per container / IOAS, not per device');
       assert.equal(dev.pci(second).configRead16(0), 0x1b36, 'the second device (QEMU NVMe) is reachable too');
       pool.free(a); pool.free(b);
     } finally {

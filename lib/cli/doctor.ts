@@ -10,6 +10,7 @@ import { dmaTranslation, groupBlockers, groupMembers, isKernelOwned, isUioDriver
 import { hasIpcLock, memlockFix } from '../providers/memlock';
 import { hugepagesFix, translate } from '../providers/pagemap';
 import { HOST, SysRoot } from '../sysfs';
+import { REQUIRED_IOMMUFD, udmabufChecks, vfioPathChecks } from './doctor-paths';
 
 export type CheckStatus = 'ok' | 'fail' | 'skip' | 'warn';
 
@@ -45,7 +46,7 @@ export interface DoctorReport {
 
 /** Which checks must pass for each provider to work. */
 const REQUIRED: Record<DoctorProvider, string[]> = {
-  vfio: ['node', 'iommu', 'vfio-modules', 'device', 'driver', 'group', 'vfio-dev-access', 'memlock', 'dma-entry-limit'],
+  vfio: ['node', 'iommu', 'vfio-modules', 'device', 'driver', 'group', 'vfio-path', 'vfio-dev-access', 'memlock', 'dma-entry-limit'],
   uio: ['node', 'device', 'driver', 'untranslated', 'pagemap', 'memlock'],
   udmabuf: ['node', 'udmabuf', 'pagemap', 'memlock'],
 };
@@ -172,6 +173,10 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     add({ id: 'device', status: 'fail', title: 'no device given', fix: 'dmapool doctor <BDF>  (see dmapool devices)' });
   }
 
+  // VFIO path (iommufd or type1) and its nodes
+  const path = vfioPathChecks(bdf, provider, sys);
+  checks.push(...path.checks);
+
   // RLIMIT_MEMLOCK
   const capLock = hasIpcLock(sys);
   const lim = o.memlock ?? native().getrlimitMemlock();
@@ -187,7 +192,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     add({ id: 'dma-entry-limit', status: vfioLoaded ? 'warn' : 'skip', title: 'dma_entry_limit: vfio_iommu_type1 not loaded' });
   } else {
     const limit = Number(limitStr);
-    add({ id: 'dma-entry-limit', status: limit >= need ? 'ok' : 'fail',
+    add({ id: 'dma-entry-limit', status: limit >= need ? 'ok' : path.backend === 'iommufd' ? 'skip' : 'fail',
       title: `dma_entry_limit ${limit} ${limit >= need ? '≥' : '<'} ${need} mappings (${fmtBytes(memory)} in ${fmtBytes(slab)} slabs)`,
       ...(limit >= need ? {} : { fix: `echo ${need} > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit  (or a larger slabSize)` }) });
   }
@@ -209,6 +214,8 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
     title: udm ? `/dev/udmabuf ${udmAccess ? 'accessible' : 'not accessible to this user'}` : '/dev/udmabuf missing',
     ...(udmAccess ? {} : { fix: udm ? 'chmod/chown /dev/udmabuf or run as root' : 'modprobe udmabuf  (needs CONFIG_UDMABUF; Debian 12 stock kernels lack it)' }) });
 
+  checks.push(...udmabufChecks(slab, provider, sys));
+
   // pagemap PFNs
   add(pagemapCheck(sys, provider));
 
@@ -216,7 +223,7 @@ export function doctor(o: DoctorOptions = {}): DoctorReport {
   const udb = sys.list('/sys/class/u-dma-buf');
   add({ id: 'u-dma-buf', status: udb.length ? 'ok' : 'skip', title: udb.length ? `u-dma-buf devices: ${udb.join(', ')}` : 'no u-dma-buf devices (optional)' });
 
-  const required = REQUIRED[provider];
+  const required = provider === 'vfio' && path.backend === 'iommufd' ? REQUIRED_IOMMUFD : REQUIRED[provider];
   const ok = required.every((id) => { const c = checks.find((x) => x.id === id); return c !== undefined && c.status === 'ok'; });
   return { provider, ...(bdf ? { bdf } : {}), ok, checks };
 }

@@ -10,6 +10,7 @@ import { HOST, SysRoot } from '../sysfs';
 import * as u from '../vfio/uapi';
 import { HUGE_2M, translate } from './pagemap';
 import { PhysicalOptions, PhysicalProvider } from './physical';
+import { checkUdmabufSize, udmabufLimits, UdmabufLimits } from './udmabuf-limits';
 
 interface UdmabufSlab { memfd: number; dmabuf: number }
 
@@ -42,9 +43,27 @@ export class UdmabufProvider extends PhysicalProvider {
   /** Slabs whose DMA_BUF_IOCTL_SYNC worked (dma-bufs without begin/end_cpu_access reject it). */
   syncSupported = true;
 
+  /** udmabuf's module limits, read when the provider opened: no slab ever exceeds them. */
+  readonly limits: UdmabufLimits;
+
+  /**
+   * Fits the options to udmabuf's size limit before the slab size is fixed: an explicit slabSize
+   * above it is EINVAL; a limit below 2 MiB rules out huge pages and caps the 4 KiB-page slab.
+   */
+  private static fit(opts: PhysicalOptions): PhysicalOptions {
+    const limits = udmabufLimits(opts.sys ?? HOST);
+    if (opts.slabSize !== undefined) checkUdmabufSize(opts.slabSize, limits);
+    if (limits.maxBytes >= HUGE_2M) return opts;
+    if (opts.hugepages === true) checkUdmabufSize(HUGE_2M, limits);
+    checkUdmabufSize(4096, limits);
+    const cap = 2 ** Math.floor(Math.log2(limits.maxBytes));
+    return { ...opts, hugepages: false, slabSize: Math.min(opts.slabSize ?? cap, cap) };
+  }
+
   constructor(opts: PhysicalOptions = {}) {
-    super(opts);
+    super(UdmabufProvider.fit(opts));
     const sys = this.sys;
+    this.limits = udmabufLimits(sys);
     const n = native();
     this.devFd = n.open(sys.path('/dev/udmabuf'), n.constants.O_RDWR,
       'needs CONFIG_UDMABUF (modprobe udmabuf) and access to /dev/udmabuf (root, or a udev rule)');
@@ -54,8 +73,9 @@ export class UdmabufProvider extends PhysicalProvider {
       this.hugeUnsupported = true;
     }
     this.description = `udmabuf: memfd-backed dma-bufs, physical addresses via pagemap, ` +
-      (this.huge ? '2 MiB huge pages' : '4 KiB pages (allocations up to 4 KiB)') +
-      (this.hugeUnsupported ? ' — this kernel\'s udmabuf rejects huge-page memfds' : '');
+      (this.huge ? '2 MiB huge pages (DMA-contiguous 2 MiB units)' : '4 KiB pages (allocations up to 4 KiB)') +
+      (this.hugeUnsupported ? ' — this kernel\'s udmabuf rejects huge-page memfds' : '') +
+      `; ${this.slabSize >> 10} KiB per dma-buf (size_limit_mb=${this.limits.sizeLimitMb}, list_limit=${this.limits.listLimit})`;
   }
 
   protected override contiguityHint(): string {
@@ -69,6 +89,7 @@ export class UdmabufProvider extends PhysicalProvider {
   }
 
   private createSlab(size: number, huge: boolean): CreatedSlab {
+    checkUdmabufSize(size, this.limits ?? udmabufLimits(this.sys)); // (the probe runs before limits is set)
     const n = native();
     const c = n.constants;
     const memfd = n.memfdCreate('dmapool', c.MFD_CLOEXEC | c.MFD_ALLOW_SEALING | (huge ? c.MFD_HUGETLB : 0));

@@ -10,6 +10,7 @@ import { PciDeviceInfo, groupBlockers, groupMembers, normalizeBdf, pciDevicePath
 import { HOST, SysRoot } from '../sysfs';
 import { IrqInfo, IrqKind, Interrupts } from '../irq';
 import { vfioEnableInterrupts, vfioIrqInfo } from './irq';
+import type { IommuContext } from './iommu';
 import { BarMapping, PciAccess } from './pci-access';
 import * as u from './uapi';
 
@@ -28,7 +29,8 @@ export class VfioGroup {
   constructor(readonly id: number, readonly fd: number) {}
 }
 
-export class VfioContainer {
+export class VfioContainer implements IommuContext {
+  readonly backend = 'type1' as const;
   readonly fd: number;
   readonly groups = new Map<number, VfioGroup>();
   readonly devices: VfioPciDevice[] = [];
@@ -164,6 +166,14 @@ export class VfioContainer {
     this.checkOpen();
     native().vfioUnmapDma(this.fd, iova, size);
     this.mappings--;
+  }
+
+  get iovaAlignment(): number {
+    return native().pageSize;
+  }
+
+  describe(): string {
+    return `VFIO type1 container, IOMMU group ${[...this.groups.keys()].join(',')}`;
   }
 
   private checkOpen(): void {

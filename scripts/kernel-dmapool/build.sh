@@ -13,8 +13,10 @@
 #
 # Sources: Debian's linux-source-<series> package (6.1 from bookworm, 6.12 from trixie), fetched
 # with `apt-get download` through a PRIVATE sources list built from the Debian mirror this system
-# already uses (the system's apt configuration is never changed). Only mm/dmapool.c and
-# mm/dmapool_test.c are kept, under ~/.cache/dmapool/kernel-src-<package version>/. They are
+# already uses (the system's apt configuration is never changed) — scripts/lib/debian-source.sh,
+# shared with the guest B kernel build (scripts/vm/kernel-custom.sh), which keeps the source
+# tarball in ~/.cache/dmapool/linux-source-<package version>.tar.xz. mm/dmapool.c and
+# mm/dmapool_test.c are extracted to ~/.cache/dmapool/kernel-src-<package version>/. They are
 # compiled unmodified except that their #include lines are stripped (sed, into the build
 # directory), against shim.h; runner.c drives them. The runner goes to
 # ~/.cache/dmapool/kernel-bench-<package version>-<hash of shim.h + runner.c + flags>/runner.
@@ -85,89 +87,14 @@ for a in "$@"; do
 done
 ((${#series[@]})) || series=(6.1 6.12)
 
-suite_of() { case $1 in 6.1) echo bookworm ;; 6.12) echo trixie ;; esac; }
-
 mkdir -p "$CACHE"
 # one builder at a time (two bench runs may start together)
 exec 9>"$CACHE/kernel-dmapool.lock"
 flock 9
 
-APT="$CACHE/apt"
-APT_OPTS=(-o "Dir::Etc::sourcelist=$APT/sources.list" -o "Dir::Etc::sourceparts=-"
-  -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache")
-# root: apt's _apt sandbox user cannot reach a private directory under /root
-[[ $(id -u) -eq 0 ]] && APT_OPTS+=(-o "APT::Sandbox::User=root")
-
-# The Debian archive this system already uses: the first `deb` entry (http or https) of an enabled
-# sources file whose suites include a Debian release codename (not -security/-updates).
-# Prints "URI KEYRING".
-CODENAMES="$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}") bullseye bookworm trixie forky sid stable testing unstable"
-system_mirror() {
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" ]] || continue
-    awk -v codenames="$CODENAMES" 'BEGIN { RS = ""; FS = "\n"; n = split(codenames, c, " "); for (i = 1; i <= n; i++) ok[c[i]] = 1 }
-      {
-        types = ""; uris = ""; suites = ""; key = ""; enabled = "yes"
-        for (i = 1; i <= NF; i++) {
-          line = $i; if (line ~ /^[ \t]*#/) continue
-          split(line, kv, ":"); k = tolower(kv[1]); v = substr(line, length(kv[1]) + 2)
-          gsub(/^[ \t]+|[ \t]+$/, "", v)
-          if (k == "types") types = v; else if (k == "uris") uris = v; else if (k == "suites") suites = v
-          else if (k == "signed-by") key = v; else if (k == "enabled") enabled = tolower(v)
-        }
-        if (enabled == "no" || (" " types " ") !~ / deb / || uris !~ /^https?:\/\//) next
-        n = split(suites, s, /[ \t]+/)
-        for (j = 1; j <= n; j++) if (s[j] in ok) {
-          split(uris, u, /[ \t]+/); if (key !~ /^\//) key = ""
-          print u[1], key; exit
-        }
-      }' "$f"
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f "$f" ]] || continue
-    awk -v codenames="$CODENAMES" 'BEGIN { n = split(codenames, c, " "); for (i = 1; i <= n; i++) ok[c[i]] = 1 }
-      $1 == "deb" {
-        key = ""; i = 2
-        if ($2 ~ /^\[/) { for (; i <= NF; i++) { if ($i ~ /^\[?signed-by=/) { key = $i; sub(/^\[?signed-by=/, "", key); sub(/\]$/, "", key) } if ($i ~ /\]$/) break }; i++ }
-        if ($i ~ /^https?:\/\// && ($(i + 1) in ok)) { print $i, key; exit }
-      }' "$f"
-  done
-}
-
-apt_ready=0 apt_reason=""
-# Prepares the private sources list and refreshes its package lists (at most once a day).
-apt_prepare() {
-  ((apt_ready == 1)) && return 0
-  ((apt_ready == 2)) && { reason=$apt_reason; return 1; }
-  apt_ready=1
-  local line uri key
-  line=$(system_mirror | head -1)
-  uri=${line%% *}; key=${line#* }; [[ "$key" == "$line" ]] && key=""
-  if [[ -z "$uri" ]]; then fail "no Debian archive found in the system's apt sources"; apt_ready=2; apt_reason=$reason; return 1; fi
-  mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial"
-  local opt=""; [[ -n "$key" && -f "$key" ]] && opt="[signed-by=$key] "
-  local suite
-  for suite in bookworm trixie; do printf 'deb %s%s %s main\n' "$opt" "$uri" "$suite"; done >"$APT/sources.list.new"
-  # a changed list (another mirror) invalidates the stamp
-  if ! cmp -s "$APT/sources.list.new" "$APT/sources.list" 2>/dev/null; then
-    mv "$APT/sources.list.new" "$APT/sources.list"; rm -f "$APT/updated"
-  else
-    rm -f "$APT/sources.list.new"
-  fi
-  if [[ -f "$APT/updated" && -z "$(find "$APT/updated" -mmin +1440)" ]]; then return 0; fi
-  log "apt-get update (private sources list: bookworm + trixie)"
-  # apt-get update exits 0 when indexes fail to download (it warns): treat those warnings as failure
-  if apt-get "${APT_OPTS[@]}" -qq update >"$APT/update.log" 2>&1 &&
-     ! grep -q -E '^(W|E): (Failed to fetch|Some index files failed)' "$APT/update.log"; then
-    touch "$APT/updated"
-  else
-    fail "apt-get update failed: $(grep -m1 -E '^(E|W):' "$APT/update.log" | cut -c1-200 || tail -1 "$APT/update.log")"
-    apt_reason=$reason
-    # older lists from an earlier update still name versions (cached sources may match them)
-    ls "$APT/lists" 2>/dev/null | grep -q -E '_(In)?Release$' || { apt_ready=2; return 1; }
-  fi
-}
+# the private apt list and the linux-source download, shared with scripts/vm/kernel-custom.sh
+source "$HERE/../lib/debian-source.sh"
+suite_of() { debsrc_suite "$1"; }
 
 # newest cached source of a series ("" if none)
 cached_version() {
@@ -183,30 +110,14 @@ cached_version() {
 fetch() {
   local s=$1 ver=$2 dst="$CACHE/kernel-src-$2"
   [[ -f "$dst/.complete" ]] && return 0
+  local tarball
+  tarball=$(debsrc_tarball "$s" "$ver") || { fail "linux-source-$s $ver could not be fetched (see above)"; return 1; }
   local tmp; tmp=$(mktemp -d "$CACHE/fetch-$s.XXXXXX")
-  local tarball="" inner="linux-source-$s.tar.xz"
-  # the same package already installed here: its tarball is the one apt would download
-  if [[ -f "/usr/src/$inner" ]] && [[ "$(dpkg-query -W -f='${Version}' "linux-source-$s" 2>/dev/null)" == "$ver" ]]; then
-    tarball="/usr/src/$inner"
-    log "linux-source-$s $ver: using the installed /usr/src/$inner"
-  else
-    log "linux-source-$s $ver: apt-get download (~150 MB)"
-    if ! (cd "$tmp" && apt-get "${APT_OPTS[@]}" -qq download "linux-source-$s=$ver") >"$tmp/download.log" 2>&1; then
-      fail "apt-get download failed: $(grep -m1 -E '^(E|W):' "$tmp/download.log" | cut -c1-200 || tail -1 "$tmp/download.log")"
-      rm -rf "$tmp"; return 1
-    fi
-    local deb; deb=$(ls "$tmp"/*.deb 2>/dev/null | head -1)
-    [[ -n "$deb" ]] || { fail "apt-get download produced no .deb"; rm -rf "$tmp"; return 1; }
-    dpkg-deb --fsys-tarfile "$deb" | tar -xf - -C "$tmp" "./usr/src/$inner" ||
-      { fail "$inner not found in $(basename "$deb")"; rm -rf "$tmp"; return 1; }
-    rm -f "$deb"
-    tarball="$tmp/usr/src/$inner"
-  fi
   log "extracting mm/dmapool.c and mm/dmapool_test.c"
   # 6.1 has no dmapool_test.c: tar reports the missing member; what counts is dmapool.c
   tar -xf "$tarball" -C "$tmp" --wildcards '*/mm/dmapool.c' '*/mm/dmapool_test.c' 2>/dev/null || true
   local c; c=$(find "$tmp" -path '*/mm/dmapool.c' | head -1)
-  [[ -n "$c" ]] || { fail "mm/dmapool.c not found in $inner"; rm -rf "$tmp"; return 1; }
+  [[ -n "$c" ]] || { fail "mm/dmapool.c not found in $(basename "$tarball")"; rm -rf "$tmp"; return 1; }
   rm -rf "$dst.tmp"; mkdir -p "$dst.tmp"
   cp "$c" "$dst.tmp/dmapool.c"
   [[ -f "$(dirname "$c")/dmapool_test.c" ]] && cp "$(dirname "$c")/dmapool_test.c" "$dst.tmp/dmapool_test.c"
@@ -220,13 +131,8 @@ hash=$(cat "$HERE/shim.h" "$HERE/runner.c" <(echo "$CC $CFLAGS_K $CFLAGS_R") | s
 
 for s in "${series[@]}"; do
   ver="" reason=""
-  if ((offline == 0)) && apt_prepare; then
-    ver=$(apt-cache "${APT_OPTS[@]}" policy "linux-source-$s" 2>/dev/null | awk '/Candidate:/ { print $2 }') || ver=""
-    [[ "$ver" == "(none)" ]] && ver=""
-    if [[ -z "$ver" ]]; then
-      if [[ -n "$apt_reason" ]]; then reason=$apt_reason
-      else fail "linux-source-$s is not in $(suite_of "$s") on the system's Debian mirror"; fi
-    fi
+  if ((offline == 0)); then
+    ver=$(debsrc_candidate "$s") || ver=""
   fi
   if [[ -n "$ver" ]] && ! fetch "$s" "$ver"; then ver=""; fi
   if [[ -z "$ver" ]]; then

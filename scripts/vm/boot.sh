@@ -21,7 +21,16 @@ if [[ "$guest" == a ]]; then
          -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool,drive=n0,mdts=10)  # MDTS 4 MiB: commands with chained PRP lists
   append+=" intel_iommu=on"
 else
-  args+=(-device edu,dma_mask=0xffffffffffffffff)
+  # Linux 6.12, intel-iommu with iommu=pt: edu #1 (uio_pci_generic) stays identity-mapped for the
+  # physical-address proofs (uio, udmabuf); edu #2 and the NVMe go to vfio-pci through the VFIO
+  # cdev + iommufd, both attached to one IOAS
+  nvme="$out/nvme.img"
+  truncate -s 64M "$nvme"
+  args+=(-device intel-iommu,intremap=on,caching-mode=on
+         -device edu,dma_mask=0xffffffffffffffff
+         -device edu,dma_mask=0xffffffffffffffff
+         -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool-b,drive=n0)
+  append+=" intel_iommu=on iommu=pt"
 fi
 log "booting guest $guest (timeout ${limit}s; console: $out/console.txt)"
 start=$(date +%s)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# npm run test:vm — boots guest A (IOMMU + vfio-pci, stock kernel) and guest B (no IOMMU,
-# custom kernel with udmabuf/UIO), runs the suites inside, prints their logs, and fails when any
-# guest suite fails, a guest does not come up, or it hangs.
+# npm run test:vm — boots guest A (IOMMU + vfio-pci type1, Debian's stock 6.1 kernel) and guest B
+# (Linux 6.12 built from Debian's linux-source-6.12: intel-iommu with iommu=pt, vfio-pci through
+# the VFIO cdev + iommufd, udmabuf with huge-page memfds, uio, the kernel's own dmapool_test),
+# runs the suites inside, prints their logs, and fails when any guest suite fails, a guest does
+# not come up, or it hangs.
 # Usage: run.sh [a] [b]   (default: both)
 source "$(dirname "$0")/common.sh"
 guests=("$@"); ((${#guests[@]})) || guests=(a b)

@@ -479,6 +479,23 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
         pick([0, pg, 2 ** 32, 2 ** 53 - pg, 2 ** 53, -pg, 1]), ...(chance(0.3) ? [pick(['hint', 5])] : [])];
     },
     vfioUnmapDma: (t) => [fdArg(t), pick([0, pg, 2 ** 53, -1, 0.5]), pick([pg, 0, 2 ** 53 - 1, 2 ** 64, -pg])],
+    // iommufd / VFIO cdev (native/iommufd.cc): no /dev/iommu here, so every descriptor must be refused
+    // (EBADF) and every bad number caught first (EINVAL) — never a crash or a stray ioctl
+    iommufdIoasAlloc: (t) => [fdArg(t)],
+    iommufdIovaRanges: (t) => [fdArg(t), pick([1, 0, -1, 2 ** 32, 0.5, 2 ** 53])],
+    iommufdMapDma: (t) => {
+      const id = mapArg(t);
+      const size = sizeOf(t, id);
+      return [fdArg(t), pick([1, 0, 2 ** 32 - 1, 2 ** 32, -1]), id, pick([0, pg, size, size - pg, -pg, 1, 2 ** 53]),
+        pick([pg, size, size + pg, 0, 1, 2 ** 53 - 1]), pick([0, pg, 2 ** 32, 2 ** 53 - pg, 2 ** 53, -pg, 1]),
+        ...(chance(0.3) ? [pick(['hint', 5])] : [])];
+    },
+    iommufdUnmapDma: (t) => [fdArg(t), pick([1, 0, 2 ** 32]), pick([0, pg, 2 ** 53, -1, 0.5, 2 ** 53 - pg]),
+      pick([pg, 0, 2 ** 53 - 1, 2 ** 64, -pg, 2 * pg])],
+    iommufdGetOption: (t) => [fdArg(t), pick([0, 1, 2, -1, 0.5]), pick([0, 1, 2 ** 32, -1])],
+    vfioDeviceBindIommufd: (t) => [fdArg(t), fdArg(t), ...(chance(0.3) ? [pick(['hint', 5])] : [])],
+    vfioDeviceAttachPt: (t) => [fdArg(t), pick([1, 0, 2 ** 32, -1, 0.5]), ...(chance(0.3) ? [pick(['hint', 5])] : [])],
+    vfioDeviceDetachPt: (t) => [fdArg(t)],
     setErrorClass: (t) => (t.strict && chance(0.3) ? [DmaPoolError]
       : [pick([5, 'DmaPoolError', null, undefined, {}, [], Symbol('c'), 1n, new Error('x')])]),
   };
@@ -649,7 +666,8 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
     mmioRead: 8, mmioWrite: 8, open: 3, close: 2, ioctl: 8, pread: 5, pwrite: 5, memfdCreate: 2, ftruncate: 3,
     addSeals: 3, getSeals: 2, getrlimitMemlock: 1, vfioGroupGetDeviceFd: 2, udmabufCreate: 2, vfioMapDma: 3,
     vfioUnmapDma: 2, setErrorClass: 1, irqCreate: 2, irqAdoptUio: 1, irqArm: 3, irqDisarm: 2, irqRead: 3, irqSignal: 3,
-    irqUioControl: 1, irqClose: 2, irqCount: 1, vfioSetIrqs: 3,
+    irqUioControl: 1, irqClose: 2, irqCount: 1, vfioSetIrqs: 3, iommufdIoasAlloc: 1, iommufdIovaRanges: 1, iommufdMapDma: 3, iommufdUnmapDma: 2,
+    iommufdGetOption: 1, vfioDeviceBindIommufd: 2, vfioDeviceAttachPt: 1, vfioDeviceDetachPt: 1,
   };
   const wheel: string[] = [];
   for (const n of exportNames) for (let i = 0; i < (WEIGHTS[n] ?? 2); i++) wheel.push(n);
