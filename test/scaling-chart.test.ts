@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DmaPoolError } from '../lib/errors';
 import { chartSpec, fromCsv, loadChartLibraries, renderSvg, runScaling, toCsv, type ScalingPoint } from '../lib/cli/scaling';
+import { STRATEGIES } from '../lib/cli/bench';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -106,7 +107,8 @@ describe('scaling chart', () => {
     // a subset keeps each strategy's own marker and dash
     const sub = chartSpec(pts.filter((p) => p.strategy === 'rbtree' || p.strategy === 'radix'), 't') as typeof spec;
     const subShape: { domain: string[]; range: string[] } = Object(sub.spec.layer[2]!.encoding.shape!.scale);
-    assert.deepEqual(subShape, { domain: ['rbtree', 'radix'], range: [shapes[1], shapes[3]] });
+    const at = (k: string) => shapes[STRATEGIES.indexOf(k as (typeof STRATEGIES)[number])];
+    assert.deepEqual(subShape, { domain: ['rbtree', 'radix'], range: [at('rbtree'), at('radix')] });
 
     const svg = await renderSvg(pts, 'ticks');
     const labels = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
