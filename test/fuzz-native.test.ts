@@ -75,7 +75,7 @@ async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> 
 
 describe('native fuzz: hostile calls to every export of the addon', function () {
   it('never crashes, and every error is an errno-coded DmaPoolError', async function () {
-    this.timeout(1_200_000); // children run 2 at a time on 2 cores: ~2-4 min quiet, 10 min when loaded (each child has its own hang guard)
+    this.timeout(1_200_000); // six children share 2 cores: minutes when quiet, 10 when loaded (each child has its own hang guard)
     const seed = process.env.DMAPOOL_FUZZ_SEED !== undefined ? Number(process.env.DMAPOOL_FUZZ_SEED) >>> 0
       : (Date.now() ^ (process.pid << 16)) >>> 0;
     const total = Number(process.env.DMAPOOL_FUZZ_NATIVE_CALLS ?? 200_000);
