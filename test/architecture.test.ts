@@ -3,6 +3,7 @@
  * lib/ goes to the same layer or a lower one, and every file under lib/ belongs to a layer.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -90,5 +91,13 @@ describe('architecture (docs/architecture.md)', () => {
     assert.equal(violations(path.join(LIB, 'index', 'radix.ts'), ['../provider', '../pow2']).length, 1);
     assert.equal(violations(path.join(LIB, 'pool.ts'), ['./cli/bench']).length, 1);
     assert.deepEqual(violations(path.join(LIB, 'cli', 'main.ts'), ['../pool', '../index/pages']), []);
+  });
+
+  it('the VM test bed\'s node helpers find the compiled modules they load (scripts/vm/*.js)', () => {
+    // dmapool-test-rows.js loads dist/lib/cli/bench.js before it parses its arguments: without
+    // arguments it must get as far as its usage line (exit 2), not die on a moved module
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'vm', 'dmapool-test-rows.js')], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^usage: dmapool-test-rows\.js/);
   });
 });

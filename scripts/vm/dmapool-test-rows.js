@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Guest B: the kernel's own mm/dmapool_test.c (built in: it ran at boot and printed
 // "dmapool test: size:… align:… blocks:… time:<µs>" rows to the kernel log) beside dmapool's
-// dmapool_test workload (lib/bench.ts dmapoolTest: the same 100 iterations of allocate-all then
+// dmapool_test workload (lib/cli/bench.ts dmapoolTest: the same 100 iterations of allocate-all then
 // free-all, the same size/align/boundary/blocks rows) measured in the same guest, in the same
 // run, on the same emulated CPU.
 //
@@ -12,7 +12,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { DMAPOOL_TEST_ROWS, dmapoolTest, median } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'bench.js'));
+const { DMAPOOL_TEST_ROWS, dmapoolTest, median } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'cli', 'bench.js'));
 
 const [logFile, outFile, provider = 'udmabuf', strategyList = 'rbtree,stack,radix', repsArg = '3'] = process.argv.slice(2);
 if (!logFile || !outFile) {
