@@ -15,10 +15,11 @@ import {
 import { getU64, NVM_READ, NVM_WRITE, parseIdentifyNamespace, rwSqe } from '../lib/drivers/nvme/commands';
 import { QueuePair } from '../lib/drivers/nvme/queue';
 import type { Registers } from '../lib/drivers/nvme/registers';
+import { VfioProvider as VfioProviderClass } from '../lib/providers/vfio';
 import type { VfioProvider } from '../lib/providers/vfio';
 import { rng } from '../lib/rng';
 import { compareImage, Manifest, pattern, replay } from './nvme-image';
-import { describeIf, envValue, needs, RUNS_IN } from './helpers';
+import { describeIf, envValue, itIf, needs, RUNS_IN } from './helpers';
 
 const isErr = (code: string, re?: RegExp) => (e: unknown) => e instanceof DmaPoolError && e.code === code && (!re || re.test(e.message));
 
@@ -315,6 +316,13 @@ describeIf(nvmeGate, 'NVMe driver on a real controller (vfio-pci)', function () 
     await nvme?.close();
     const out = process.env.DMAPOOL_NVME_MANIFEST;
     if (out && manifest.writes.length) fs.writeFileSync(out, JSON.stringify(manifest));
+  });
+
+  itIf(needs.env('DMAPOOL_EXPECT_IOMMU', 'the IOMMU back end the test bed expects', RUNS_IN.guests),
+    'runs on the IOMMU back end the test bed asked for (guest A: type1 container, guest B: iommufd)', () => {
+    const p = nvme.device.provider;
+    assert.ok(p instanceof VfioProviderClass, `${nvme.device.kind} provider, expected vfio`);
+    assert.equal(p.container.backend, envValue('DMAPOOL_EXPECT_IOMMU'), p.description);
   });
 
   it('identifies QEMU\'s controller and namespace', () => {

@@ -25,11 +25,12 @@ else
   # physical-address proofs (uio, udmabuf); edu #2 and the NVMe go to vfio-pci through the VFIO
   # cdev + iommufd, both attached to one IOAS
   nvme="$out/nvme.img"
+  rm -f "$nvme" "$out/nvme-manifest.json"  # the image comparison replays the writes onto zeros
   truncate -s 64M "$nvme"
   args+=(-device intel-iommu,intremap=on,caching-mode=on
          -device edu,dma_mask=0xffffffffffffffff
          -device edu,dma_mask=0xffffffffffffffff
-         -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool-b,drive=n0)
+         -drive file="$nvme",if=none,id=n0,format=raw -device nvme,serial=dmapool,drive=n0,mdts=10)
   append+=" intel_iommu=on iommu=pt"
 fi
 log "booting guest $guest (timeout ${limit}s; console: $out/console.txt)"

@@ -12,7 +12,7 @@ run bind-vfio sh -c "$CLI bind $edu --driver vfio-pci && $CLI bind $nvme --drive
 run doctor sh -c "$CLI doctor $edu --memory 256M"
 run suite-vfio sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=vfio:$edu DMAPOOL_VFIO_BDF2=$nvme $MOCHA --ignore dist/test/nvme.test.js"
 # The NVMe driver suite on the emulated controller; its write manifest goes to /out for run.sh's image comparison
-run suite-nvme sh -c "cd $REPO && DMAPOOL_VFIO_BDF2=$nvme DMAPOOL_NVME_MANIFEST=/run/tmp/nvme-manifest.json DMAPOOL_NVME_BYTES=67108864 node $REPO/node_modules/mocha/bin/mocha.js --no-config --timeout 600000 --no-color dist/test/nvme.test.js"
+run suite-nvme sh -c "cd $REPO && DMAPOOL_VFIO_BDF2=$nvme DMAPOOL_EXPECT_IOMMU=type1 DMAPOOL_NVME_MANIFEST=/run/tmp/nvme-manifest.json DMAPOOL_NVME_BYTES=67108864 node $REPO/node_modules/mocha/bin/mocha.js --no-config --timeout 600000 --no-color dist/test/nvme.test.js"
 cp /mnt/run/tmp/nvme-manifest.json /out/ 2>/dev/null || echo "dmapool-guest: no NVMe manifest"
 run nvme-bench sh -c "$CLI nvme bench $nvme --seconds 3"
 run bench-vfio sh -c "cd $REPO && $CLI bench --device vfio:$edu --strategies rbtree,stack,radix --workloads seed-alloc,seed-free,free-random --reps 5 --warmups 8 --no-cold --no-dmapool-test"

@@ -19,6 +19,9 @@ run bind-uio sh -c "$CLI bind $edu --driver uio_pci_generic && $CLI doctor $edu 
 run suite-phys sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=udmabuf,uio:$edu DMAPOOL_UIO_BDF=$edu DMAPOOL_EXPECT_UDMABUF_HUGE=1 $MOCHA"
 run bind-vfio sh -c "$CLI bind $edu2 --driver vfio-pci && $CLI bind $nvme --driver vfio-pci && ls -l /dev/iommu /dev/vfio/devices && $CLI doctor $edu2 --memory 256M"
 run suite-iommufd sh -c "cd $REPO && DMAPOOL_TEST_SIM=0 DMAPOOL_TEST_DEVICES=vfio:$edu2 DMAPOOL_EDU=$edu2 DMAPOOL_VFIO_BDF2=$nvme DMAPOOL_EXPECT_IOMMU=iommufd $MOCHA_ONLY dist/test/iommufd.test.js dist/test/vfio.test.js dist/test/device-dma.test.js"
+# The NVMe driver suite again, now over cdev + iommufd; its write manifest goes to /out for run.sh's image comparison
+run suite-nvme sh -c "cd $REPO && DMAPOOL_VFIO_BDF2=$nvme DMAPOOL_EXPECT_IOMMU=iommufd DMAPOOL_NVME_MANIFEST=/run/tmp/nvme-manifest.json DMAPOOL_NVME_BYTES=67108864 $MOCHA_ONLY dist/test/nvme.test.js"
+cp /mnt/run/tmp/nvme-manifest.json /out/ 2>/dev/null || echo "dmapool-guest: no NVMe manifest"
 # the chroot has no /out: the files go through its /run/tmp and are copied out after
 run dmapool-test sh -c "dmesg > /run/tmp/kernel-log.txt; grep 'dmapool test:' /run/tmp/kernel-log.txt; cd $REPO && node scripts/vm/dmapool-test-rows.js /run/tmp/kernel-log.txt /run/tmp/dmapool-test.json udmabuf rbtree,stack,radix 3"
 cp /mnt/run/tmp/kernel-log.txt /mnt/run/tmp/dmapool-test.json /out/ 2>/dev/null

@@ -39,15 +39,16 @@ for g in "${guests[@]}"; do
   done
   grep -E 'DMAR|dmar.*fault|BUG|Oops|panic' "$out/console.txt" | head -20 || true
 done
-# Guest A's NVMe image, byte for byte: the NVMe suite recorded every write it made (LBA, blocks,
-# pattern seed) in nvme-manifest.json; replay them onto zeros and compare with the image QEMU wrote.
-if [[ " ${guests[*]} " == *" a "* ]]; then
-  if [[ -f "$results/guest-a/nvme-manifest.json" ]]; then
-    node "$snap/dist/test/nvme-image.js" "$results/guest-a/nvme-manifest.json" "$results/guest-a/nvme.img" ||
-      { log "guest a: the NVMe image differs from what the driver wrote"; fail=1; }
+# Each guest's NVMe image, byte for byte (A: type1, B: iommufd): the NVMe suite recorded every
+# write it made (LBA, blocks, pattern seed) in nvme-manifest.json; replay them onto zeros and
+# compare with the image QEMU wrote.
+for g in "${guests[@]}"; do
+  if [[ -f "$results/guest-$g/nvme-manifest.json" ]]; then
+    node "$snap/dist/test/nvme-image.js" "$results/guest-$g/nvme-manifest.json" "$results/guest-$g/nvme.img" ||
+      { log "guest $g: the NVMe image differs from what the driver wrote"; fail=1; }
   else
-    log "guest a: no NVMe manifest (the NVMe suite did not run to its end)"; fail=1
+    log "guest $g: no NVMe manifest (the NVMe suite did not run to its end)"; fail=1
   fi
-fi
+done
 ((fail == 0)) && log "VM test bed passed (${guests[*]})" || log "VM test bed FAILED"
 exit "$fail"
