@@ -79,6 +79,8 @@ class Target {
   maxMap = 0;
   maxView = 0;
   irqs: number[] = [];
+  /** The largest interrupt handle id this target's addon instance has handed out. */
+  maxIrqId = 0;
   closedIrqs: number[] = [];
   constructor(readonly name: string, readonly addon: Addon, readonly strict: boolean) {}
   fn(name: string): Fn { return this.addon[name] as Fn; }
@@ -568,6 +570,7 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
       if (name === 'open' && a[0] === '/dev/zero') t.zeroFds.add(r);
     } else if ((name === 'irqCreate' || name === 'irqAdoptUio') && typeof r === 'number') {
       t.irqs.push(r);
+      t.maxIrqId = Math.max(t.maxIrqId, r);
       if (name === 'irqAdoptUio') t.liveFds = t.liveFds.filter((x) => x !== a[0]); // the handle owns it now
     } else if (name === 'irqClose' && typeof a[0] === 'number' && t.irqs.includes(a[0])) {
       t.irqs = t.irqs.filter((x) => x !== a[0]);
@@ -725,18 +728,29 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
   s.canaryOk = problems.length === 0;
   if (problems.length) s.canaryDetail = problems.join('; ');
 
+  /**
+   * Applies `op` to every interrupt handle id the target's addon instance may have handed out —
+   * not only the ones the model tracks (a handle made inside a hostile getter or a callback is
+   * never learned): one left armed keeps the loop, and so the child, alive by design.
+   */
+  function sweepIrqs(t: Target, op: 'irqDisarm' | 'irqClose'): void {
+    for (let id = 1; id <= t.maxIrqId + 4096; id++) { try { (t.fn(op))(id); } catch { /* not open */ } }
+  }
+
   const ending = pick(['live', 'cleanup', 'exit']);
   s.ending = ending;
   // an armed interrupt handle keeps the loop alive (by design): 'live' leaves the handles open
   // but idle, so the process ends and the environment teardown closes them
   if (ending === 'live') {
-    for (const t of targets) for (const id of t.irqs) { try { (t.fn('irqDisarm'))(id); } catch { /* closed */ } }
+    // every id the target's addon instance ever handed out, not only the ones the model tracks:
+    // a handle armed through an id the model lost would keep the loop (and the child) alive
+    for (const t of targets) sweepIrqs(t, 'irqDisarm');
   }
   if (ending === 'cleanup') {
     for (const t of targets) {
       for (const id of liveMapIds(t)) { try { (t.fn('unmap'))(id); } catch { /* DMA-busy or already gone */ } }
       for (const fd of t.liveFds) { try { (t.fn('close'))(fd); } catch { /* closed through a getter */ } }
-      for (const id of t.irqs) { try { (t.fn('irqClose'))(id); } catch { /* closed from a callback */ } }
+      sweepIrqs(t, 'irqClose');
     }
     escaped.length = 0;
     streams.length = 0;
@@ -780,11 +794,22 @@ async function main(): Promise<void> {
   const s = await fuzz(seed, calls, mode);
   print(s);
   if (s.ending === 'exit') process.exit(0);
+  // The child must end on its own now. If something still keeps its loop alive a minute later,
+  // say what (instead of hanging until the harness kills it) and fail.
+  setTimeout(() => {
+    const active = Reflect.get(process, '_getActiveHandles') as (() => object[]) | undefined;
+    const handles = (active ? active.call(process) : []).map((h) => h.constructor?.name ?? typeof h);
+    process.stderr.write(`native fuzz child still alive 60 s after its summary: ${native().irqCount()} interrupt handles open; active handles: ${handles.join(', ')}\n`);
+    process.exit(5);
+  }, 60_000).unref();
 }
 
 if (!isMainThread && (workerData as { fuzzWorker?: boolean } | null)?.fuzzWorker) {
   const d = workerData as { seed: number; calls: number };
-  void fuzz(d.seed, d.calls, 'native').then((s) => parentPort!.postMessage(s));
+  void fuzz(d.seed, d.calls, 'native').then((s) => {
+    parentPort!.postMessage(s);
+    if (s.ending === 'exit') process.exit(0); // ends this worker with its state live, like the child's process.exit()
+  });
 } else if (require.main === module) {
   main().catch((e) => {
     process.stderr.write(`native fuzz failed: ${(e as Error)?.stack ?? String(e)}\n`);
