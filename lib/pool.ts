@@ -9,7 +9,7 @@ import { native } from './native';
 import { LinearIndex } from './index/linear';
 import { INDEX_KINDS, type IndexKind, type PageIndex, type PageIndexFactory } from './index/page-index';
 export { INDEX_KINDS };
-import { ALLOCATED, asNoMem, NONE, PageTable } from './index/pages';
+import { asNoMem, Link, PageTable } from './index/pages';
 import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
 import { StackIndex } from './index/stack';
@@ -238,10 +238,15 @@ export class DmaPool {
    * exact); linear stays the faithful O(pages) original and always asks its index.
    */
   private hint = 0;
-  private readonly useHint: boolean;
+  /** How far past the hinted page's DMA address an address may lie to belong to it: the page size, or 0 for linear (never hinted). */
+  private readonly hintSpan: number;
   /** log2(size) when blocks are a power of two in one window of ≤ 2^30 bytes, else -1. */
   private readonly sizeShift: number;
   private inUseTotal = 0;
+  /**
+   * The hot paths test this and `debug` with `=== true`: V8 does not track a boolean field's type,
+   * so a plain `if (flag)` compiles to a generic truthiness test, a constant comparison to one compare.
+   */
   private destroyed = false;
   private readonly onDebugReport: (r: DebugReport) => void;
   /** Debug reports found by operations, waiting for the microtask that delivers them. */
@@ -287,7 +292,7 @@ export class DmaPool {
       : new PageTable<Chunk>(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
     this.onDebugReport = opts.onDebugReport ?? defaultReporter;
-    this.useHint = this.index.kind !== 'linear';
+    this.hintSpan = this.index.kind === 'linear' ? 0 : this.allocation;
   }
 
   /** dma_pool_alloc(): the DMA address of a free block (contents undefined; poisoned in debug). */
@@ -301,20 +306,20 @@ export class DmaPool {
   }
 
   private allocBlock(zero: boolean): number {
-    if (this.destroyed) throw this.destroyedError();
-    let b = this.index.take();
-    if (b === NONE) {
+    if (this.destroyed === true) throw this.destroyedError();
+    const index = this.index;
+    let b = index.take();
+    if (b === Link.None) {
       this.addPage(); // all-or-nothing: throws with the pool unchanged
-      b = this.index.take();
+      b = index.take();
     }
     const pages = this.pages;
-    const p = (b / this.bpp) | 0;
+    const p = index.takenPage;
     const off = this.offsets[b - p * this.bpp];
     const dma = pages.dma[p] + off;
     // touch the memory before the block counts as allocated: if that throws, prepareBlock puts it back
-    if (zero || this.debug) this.prepareBlock(b, p, off, dma, zero);
-    pages.next[b] = ALLOCATED;
-    pages.inUse[p]++;
+    if (zero || this.debug === true) this.prepareBlock(b, p, off, dma, zero);
+    pages.next[b] = Link.Allocated;
     this.inUseTotal++;
     return dma;
   }
@@ -373,19 +378,17 @@ export class DmaPool {
    *
    * The page found last is tried first (consecutive frees mostly hit the same page): an address
    * inside its [dma, dma + allocation) range belongs to it — page ranges never overlap — so the
-   * index is asked only on a miss. Every address is still validated in full.
+   * index is asked only on a miss (see pageOf). Every address is still validated in full.
    */
   private resolve(dma: number, op: string): number {
-    if (this.destroyed) throw this.destroyedError();
+    if (this.destroyed === true) throw this.destroyedError();
     if (typeof dma !== 'number') throw this.notANumber(dma, op);
     const pages = this.pages;
     let p = this.hint;
     let off = dma - pages.dma[p];
     // false for NaN; p may be past count after a page was taken back (removeLast)
-    if (!(this.useHint && off >= 0 && off < this.allocation && p < pages.count)) {
-      // NaN or a negative number would otherwise compare its way into some page of the tree
-      p = dma >= 0 ? this.index.findPage(dma) : -1;
-      if (p < 0) throw this.badDma(dma, op);
+    if (!(off >= 0 && off < this.hintSpan && p < pages.count)) {
+      p = this.pageOf(dma, p, op);
       this.hint = p;
       off = dma - pages.dma[p];
     }
@@ -403,6 +406,24 @@ export class DmaPool {
     }
     if (idx < 0) throw this.notABlock(dma, op);
     return p * this.bpp + idx;
+  }
+
+  /**
+   * The page holding `dma` when the hinted page `hint` does not: the page after it first (frees
+   * in allocation order walk the pages in order), by the same exact range check, then the index.
+   * Throws EFAULT when no page holds it.
+   */
+  private pageOf(dma: number, hint: number, op: string): number {
+    const pages = this.pages;
+    const q = hint + 1;
+    if (q < pages.count) {
+      const off = dma - pages.dma[q];
+      if (off >= 0 && off < this.hintSpan) return q;
+    }
+    // NaN or a negative number would otherwise compare its way into some page of the tree
+    const p = dma >= 0 ? this.index.findPage(dma) : -1;
+    if (p < 0) throw this.badDma(dma, op);
+    return p;
   }
 
   private notANumber(dma: unknown, op: string): DmaPoolError {
@@ -426,9 +447,8 @@ export class DmaPool {
     const b = this.resolve(dma, 'dma_pool_free');
     const p = this.hint; // resolve() leaves the block's page there
     const pages = this.pages;
-    if (pages.next[b] !== ALLOCATED) throw this.alreadyFree(dma);
-    if (this.debug) this.poisonFreed(p, this.offsets[b - p * this.bpp], dma); // before any change: it may throw
-    pages.inUse[p]--;
+    if (pages.next[b] !== Link.Allocated) throw this.alreadyFree(dma);
+    if (this.debug === true) this.poisonFreed(p, this.offsets[b - p * this.bpp], dma); // before any change: it may throw
     this.inUseTotal--;
     this.index.put(b, p);
   }
@@ -472,7 +492,7 @@ export class DmaPool {
   /** The block id of the allocated block at `dma` (the resolve() errors, EALREADY when free). */
   private allocatedBlock(dma: number, op: string): number {
     const b = this.resolve(dma, op);
-    if (this.pages.next[b] !== ALLOCATED)
+    if (this.pages.next[b] !== Link.Allocated)
       throw new DmaPoolError('EALREADY', `${op} ${this.name}, dma ${hex(dma)}: block is free`);
     return b;
   }
@@ -542,7 +562,7 @@ export class DmaPool {
     for (let i = 0; i < n; i++) {
       const dma = dmas[i];
       const b = this.resolve(dma, op);
-      if (this.pages.next[b] !== ALLOCATED) throw this.alreadyFree(dma);
+      if (this.pages.next[b] !== Link.Allocated) throw this.alreadyFree(dma);
       if (seen.has(b))
         throw new DmaPoolError('EALREADY', `dma_pool_free ${this.name}, dma ${hex(dma)} is in the batch twice`);
       seen.add(b);
@@ -557,13 +577,10 @@ export class DmaPool {
       }
     }
     // pass 3: commit, as free() does
-    const pages = this.pages;
     for (let i = 0; i < n; i++) {
       const b = blocks[i];
-      const p = (b / this.bpp) | 0;
-      pages.inUse[p]--;
       this.inUseTotal--;
-      this.index.put(b, p); // its link replaces ALLOCATED
+      this.index.put(b, (b / this.bpp) | 0); // its link replaces Link.Allocated
     }
   }
 
@@ -637,7 +654,7 @@ export class DmaPool {
   /** True when `dma` is the start of an allocated block of this pool. */
   owns(dma: number): boolean {
     try {
-      return this.pages.next[this.resolve(dma, 'owns')] === ALLOCATED;
+      return this.pages.next[this.resolve(dma, 'owns')] === Link.Allocated;
     } catch {
       return false;
     }
@@ -731,12 +748,7 @@ export class DmaPool {
   private checkInvariants(): void {
     this.index.check();
     let total = 0;
-    for (let p = 0; p < this.pages.count; p++) {
-      let n = 0;
-      for (let i = 0; i < this.bpp; i++) if (this.pages.next[p * this.bpp + i] === ALLOCATED) n++;
-      if (n !== this.pages.inUse[p]) throw new Error(`page ${p}: ${n} allocated blocks, inUse says ${this.pages.inUse[p]}`);
-      total += n;
-    }
+    for (let p = 0; p < this.pages.count; p++) total += this.pages.allocatedIn(p);
     if (total !== this.inUseTotal) throw new Error(`pool: ${total} blocks allocated, counter says ${this.inUseTotal}`);
   }
 

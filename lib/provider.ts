@@ -105,6 +105,15 @@ const DEFAULT_SLAB = 2 << 20;
 /** Marks a chunk while freeChunks validates a batch (a second occurrence is then not live). */
 const SEEN: Chunk = Object.freeze({ slab: undefined as unknown as Slab, offset: -1, dma: -1, footprint: 0 });
 
+/** One chunk footprint's state in a provider: chunks released for reuse, and the slab being carved upwards. */
+interface SizeClass {
+  readonly footprint: number;
+  readonly released: Chunk[];
+  /** The slab chunks of this footprint are carved from next (at `next`), or undefined. */
+  slab: Slab | undefined;
+  next: number;
+}
+
 /** A user-visible ArrayBuffer over part of one chunk, made by exposeChunk(). */
 export interface ChunkView {
   /** The native view id (release it with releaseViews, or it dies with its slab). */
@@ -134,10 +143,11 @@ export abstract class SlabProvider implements ProviderInfo {
   };
   private slabs = new Map<number, Slab>();
   private nextSlabId = 1;
-  /** Per footprint: released chunks ready for reuse (zeroed again when handed out). */
-  private released = new Map<number, Chunk[]>();
-  /** Per footprint: the slab being carved and the next free offset in it. */
-  private bump = new Map<number, { slab: Slab; next: number }>();
+  /** Per footprint: released chunks ready for reuse and the slab being carved (see SizeClass). */
+  private classes = new Map<number, SizeClass>();
+  /** The class allocChunk used last and the request size it served: a pool asks for one size again and again. */
+  private lastClass: SizeClass | undefined;
+  private lastBytes = 0;
   /**
    * Chunks returned while an ArrayBuffer over them that JS moved away (a transfer) may still be
    * reachable: kept out of reuse until the GC collects it (see reclaim()).
@@ -189,40 +199,55 @@ export abstract class SlabProvider implements ProviderInfo {
   /** dma_alloc_coherent(): a zero-filled chunk of at least `bytes`, naturally aligned. */
   allocChunk(bytes: number): Chunk {
     if (this.closed) throw new DmaPoolError('EBADF', `${this.kind} provider is closed`);
-    if (!Number.isSafeInteger(bytes) || bytes <= 0)
-      throw new DmaPoolError('EINVAL', `chunk size must be a positive integer, got ${bytes}`);
     if (this.quarantine.length) this.reclaim();
-    const footprint = nextPow2(Math.max(bytes, this.pageSize));
-    if (footprint > this.maxContiguous)
-      throw new DmaPoolError('EINVAL',
-        `${this.kind}: a ${bytes}-byte chunk needs ${footprint} DMA-contiguous bytes, but this memory is ` +
-        `contiguous only per ${this.maxContiguous} bytes`, this.contiguityHint());
-    const reuse = this.released.get(footprint);
-    let chunk: Chunk | undefined;
-    // a fresh object for reused memory: a stale reference to the old chunk stays foreign
-    if (reuse && reuse.length) {
+    // a pool asks for the same size every time: its class is remembered (checked once per size)
+    const cls = bytes === this.lastBytes && this.lastClass !== undefined ? this.lastClass : this.sizeClass(bytes);
+    const footprint = cls.footprint;
+    const reuse = cls.released;
+    let chunk: Chunk;
+    if (reuse.length) {
+      // a fresh object for reused memory: a stale reference to the old chunk stays foreign
       const r = reuse.pop()!;
-      chunk = { slab: r.slab, offset: r.offset, dma: r.dma, footprint: r.footprint };
-    }
-    if (chunk) {
+      chunk = { slab: r.slab, offset: r.offset, dma: r.dma, footprint };
       zeroChunk(chunk);
     } else if (footprint >= this.slabSize) {
       const slab = this.newSlab(footprint, footprint);
       chunk = { slab, offset: 0, dma: this.dmaAt(slab, 0), footprint };
       if (slab.dirty) zeroChunk(chunk);
     } else {
-      let b = this.bump.get(footprint);
-      if (!b || b.next + footprint > b.slab.size) {
-        b = { slab: this.newSlab(this.slabSize, this.slabSize), next: 0 };
-        this.bump.set(footprint, b);
+      let slab = cls.slab;
+      if (slab === undefined || cls.next + footprint > slab.size) {
+        slab = this.newSlab(this.slabSize, this.slabSize);
+        cls.slab = slab;
+        cls.next = 0;
       }
-      chunk = { slab: b.slab, offset: b.next, dma: this.dmaAt(b.slab, b.next), footprint };
-      b.next += footprint;
-      if (b.slab.dirty) zeroChunk(chunk); // fresh slab memory is already zero; a cached slab's is not
+      const offset = cls.next;
+      chunk = { slab, offset, dma: slab.unitDma ? this.dmaAt(slab, offset) : slab.dma + offset, footprint };
+      cls.next = offset + footprint;
+      if (slab.dirty) zeroChunk(chunk); // fresh slab memory is already zero; a cached slab's is not
     }
     chunk.slab.live++;
     chunk.slab.owners[chunk.offset / this.pageSize] = chunk;
     return chunk;
+  }
+
+  /**
+   * The size class serving `bytes` (made on first use), after the checks allocChunk makes of a
+   * size: a positive safe integer whose footprint this memory can hand out DMA-contiguously.
+   */
+  private sizeClass(bytes: number): SizeClass {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0)
+      throw new DmaPoolError('EINVAL', `chunk size must be a positive integer, got ${bytes}`);
+    const footprint = nextPow2(Math.max(bytes, this.pageSize));
+    if (footprint > this.maxContiguous)
+      throw new DmaPoolError('EINVAL',
+        `${this.kind}: a ${bytes}-byte chunk needs ${footprint} DMA-contiguous bytes, but this memory is ` +
+        `contiguous only per ${this.maxContiguous} bytes`, this.contiguityHint());
+    let cls = this.classes.get(footprint);
+    if (!cls) this.classes.set(footprint, (cls = { footprint, released: [], slab: undefined, next: 0 }));
+    this.lastClass = cls;
+    this.lastBytes = bytes;
+    return cls;
   }
 
   /** True while `chunk` is the very object allocChunk handed out and it was not returned. */
@@ -309,15 +334,24 @@ export abstract class SlabProvider implements ProviderInfo {
 
   private release(chunks: readonly Chunk[]): void {
     const emptied = new Set<Slab>();
+    let cls: SizeClass | undefined;
     for (const c of chunks) {
       if (--c.slab.live === 0) emptied.add(c.slab);
-      let list = this.released.get(c.footprint);
-      if (!list) this.released.set(c.footprint, (list = []));
-      list.push(c);
+      if (cls?.footprint !== c.footprint) {
+        cls = this.classes.get(c.footprint);
+        if (!cls) this.classes.set(c.footprint, (cls = { footprint: c.footprint, released: [], slab: undefined, next: 0 }));
+      }
+      cls.released.push(c);
     }
     if (emptied.size === 0) return;
-    for (const [fp, b] of this.bump) if (emptied.has(b.slab)) this.bump.delete(fp);
-    for (const [fp, list] of this.released) this.released.set(fp, list.filter((c) => !emptied.has(c.slab)));
+    // an emptied slab leaves every class: no chunk of it stays on a free list, and no class carves it further
+    for (const k of this.classes.values()) {
+      if (k.slab !== undefined && emptied.has(k.slab)) { k.slab = undefined; k.next = 0; }
+      const list = k.released;
+      let j = 0;
+      for (let i = 0; i < list.length; i++) if (!emptied.has(list[i].slab)) list[j++] = list[i];
+      list.length = j;
+    }
     for (const slab of emptied) {
       if (this.cachedBytes + slab.size <= this.cacheLimit) {
         // kept mapped (and, for VFIO, IOMMU-mapped) for the next slab of this size; its chunks
@@ -414,11 +448,16 @@ export abstract class SlabProvider implements ProviderInfo {
   }
 
   private newSlab(size: number, align: number): Slab {
-    // the slab cache first: the most recently emptied slab of this size (its memory is the warmest)
-    for (let i = this.cached.length - 1; i >= 0; i--) {
+    // the slab cache first: the lowest-addressed slab of this size, so a pool's pages arrive in
+    // ascending DMA order as they do from fresh slabs (the page index's insert fast path)
+    let pick = -1;
+    for (let i = 0; i < this.cached.length; i++) {
       const c = this.cached[i];
-      if (c.size !== size || c.dma % align !== 0) continue;
-      this.cached.splice(i, 1);
+      if (c.size === size && c.dma % align === 0 && (pick < 0 || c.dma < this.cached[pick].dma)) pick = i;
+    }
+    if (pick >= 0) {
+      const c = this.cached[pick];
+      this.cached.splice(pick, 1);
       this.cachedBytes -= size;
       this.counters.slabsReused++;
       return c;
@@ -455,8 +494,9 @@ export abstract class SlabProvider implements ProviderInfo {
       this.counters.slabsUnmapped++;
     }
     this.slabs.clear();
-    this.released.clear();
-    this.bump.clear();
+    this.classes.clear();
+    this.lastClass = undefined;
+    this.lastBytes = 0;
     this.quarantine = [];
     this.cached = [];
     this.cachedBytes = 0;

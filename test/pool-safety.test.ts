@@ -263,6 +263,7 @@ function armedIndex(kind: PageIndex['kind'], arm: { fail?: () => Error }) {
       get kind() { return real.kind; },
       get visits() { return real.visits; },
       get bytesPerPage() { return real.bytesPerPage; },
+      get takenPage() { return real.takenPage; },
       addPage(p: number) {
         const f = arm.fail;
         if (f) { arm.fail = undefined; throw f(); }

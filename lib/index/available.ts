@@ -5,7 +5,7 @@
  * on free is left to subclasses (red-black tree, radix table).
  */
 import type { IndexKind, PageIndex } from './page-index';
-import { asNoMem, checkPerPageFreeLists, NONE, PageTable } from './pages';
+import { asNoMem, checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;
@@ -17,7 +17,9 @@ export abstract class AvailableListIndex implements PageIndex {
   /** Checks the lookup structure itself. */
   protected abstract checkLookup(): void;
 
-  private availHead = NONE;
+  private availHead: number = Link.None;
+  /** The page of the block take() returned last (the pool reads it instead of dividing). */
+  takenPage: number = Link.None;
   private availNext: Int32Array = new Int32Array(16);
   private availPrev: Int32Array = new Int32Array(16);
   constructor(protected readonly pages: PageTable) {}
@@ -44,23 +46,24 @@ export abstract class AvailableListIndex implements PageIndex {
   private pushAvail(page: number): void {
     const head = this.availHead;
     this.availNext[page] = head;
-    this.availPrev[page] = NONE;
-    if (head !== NONE) this.availPrev[head] = page;
+    this.availPrev[page] = Link.None;
+    if (head !== Link.None) this.availPrev[head] = page;
     this.availHead = page;
   }
 
   take(): number {
     const p = this.availHead;
-    if (p === NONE) return NONE;
+    if (p === Link.None) return Link.None;
     const pages = this.pages;
     const b = pages.freeHead[p];
     const nb = pages.next[b];
     pages.freeHead[p] = nb;
-    if (nb === NONE) {
+    this.takenPage = p;
+    if (nb === Link.None) {
       // the page is full: it leaves the available list (it is the head)
       const n = this.availNext[p];
       this.availHead = n;
-      if (n !== NONE) this.availPrev[n] = NONE;
+      if (n !== Link.None) this.availPrev[n] = Link.None;
     }
     return b;
   }
@@ -71,7 +74,7 @@ export abstract class AvailableListIndex implements PageIndex {
     const head = pages.freeHead[p];
     pages.next[block] = head;
     pages.freeHead[p] = block;
-    if (head === NONE) this.pushAvail(p); // was full: rejoin at the head
+    if (head === Link.None) this.pushAvail(p); // was full: rejoin at the head
   }
 
   /** Bytes per page of the available list's links. */
@@ -89,15 +92,15 @@ export abstract class AvailableListIndex implements PageIndex {
     }
     checkPerPageFreeLists(pages);
     const seen = new Uint8Array(pages.count);
-    let prev = NONE;
-    for (let p = this.availHead; p !== NONE; p = this.availNext[p]) {
+    let prev = Link.None;
+    for (let p = this.availHead; p !== Link.None; p = this.availNext[p]) {
       if (seen[p]) throw new Error(`available list revisits page ${p}`);
       seen[p] = 1;
       if (this.availPrev[p] !== prev) throw new Error(`available list: bad prev link at page ${p}`);
-      if (pages.freeHead[p] === NONE) throw new Error(`full page ${p} on the available list`);
+      if (pages.freeHead[p] === Link.None) throw new Error(`full page ${p} on the available list`);
       prev = p;
     }
     for (let p = 0; p < pages.count; p++)
-      if (!seen[p] && pages.freeHead[p] !== NONE) throw new Error(`page ${p} has free blocks but is not available`);
+      if (!seen[p] && pages.freeHead[p] !== Link.None) throw new Error(`page ${p} has free blocks but is not available`);
   }
 }

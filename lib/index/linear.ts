@@ -5,12 +5,13 @@
  * address (O(pages) per free). Kept faithful as the baseline every speed-up is measured against.
  */
 import type { PageIndex } from './page-index';
-import { checkPerPageFreeLists, NONE, PageTable } from './pages';
+import { checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export class LinearIndex implements PageIndex {
   readonly kind = 'linear' as const;
   readonly bytesPerPage = 0; // the list order is the page-id order
   visits = 0;
+  takenPage: number = Link.None;
   constructor(private readonly pages: PageTable) {}
 
   addPage(_page: number): void {}
@@ -34,14 +35,15 @@ export class LinearIndex implements PageIndex {
     for (let p = pages.count - 1; p >= 0; p--) {
       v++;
       const b = head[p];
-      if (b !== NONE) {
+      if (b !== Link.None) {
         head[p] = pages.next[b];
+        this.takenPage = p;
         this.visits += v;
         return b;
       }
     }
     this.visits += v;
-    return NONE;
+    return Link.None;
   }
 
   put(block: number, page?: number): void {

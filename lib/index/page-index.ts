@@ -21,6 +21,8 @@ export interface PageIndex {
   findPage(dma: number): number;
   /** Takes a free block (global block id), or -1 when every page is full. */
   take(): number;
+  /** The page of the block the last successful take() returned. */
+  readonly takenPage: number;
   /** Returns an allocated block; `page` (its page, block / blocksPerPage) saves a division when the caller knows it. */
   put(block: number, page?: number): void;
   /** Throws when the index's own invariants or its agreement with the page table fail. */

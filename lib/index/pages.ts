@@ -5,17 +5,24 @@
  */
 import { DmaPoolError } from '../errors';
 
-export const NONE = -1;
-
 /**
- * The `next` value of an allocated block. A free block's link is a block id or NONE, so one
- * Int32 per block says both where a free block leads and whether a block is allocated: alloc
- * and free touch one per-block array, not two (Linux keeps neither: its links live inside the
- * free blocks themselves, in DMA memory).
+ * The non-id values of a link (`next`, `freeHead`, the indexes' page lists). A const enum: tsc
+ * writes the literal into every use, so the hot paths compare with a constant instead of loading
+ * a module export (a property load and a type check per comparison).
  */
-export const ALLOCATED = -2;
+export const enum Link {
+  /** The end of a list: no block, no page. */
+  None = -1,
+  /**
+   * The `next` value of an allocated block. A free block's link is a block id or None, so one
+   * Int32 per block says both where a free block leads and whether a block is allocated: alloc
+   * and free touch one per-block array, not two (Linux keeps neither: its links live inside the
+   * free blocks themselves, in DMA memory).
+   */
+  Allocated = -2,
+}
 
-/** Block ids are Int32 (links, NONE = -1): a pool holds at most this many blocks. */
+/** Block ids are Int32 (links, Link.None = -1): a pool holds at most this many blocks. */
 export const MAX_BLOCKS = 0x7fffffff;
 
 /**
@@ -31,14 +38,13 @@ export function asNoMem(e: unknown, what: string): unknown {
 /** The page table's arrays for one capacity (allocated together, assigned together). */
 export interface PageArrays {
   dma: Float64Array;
-  inUse: Int32Array;
   freeHead: Int32Array;
   next: Int32Array;
 }
 
 function newPageArrays(cap: number, bpp: number): PageArrays {
   return {
-    dma: new Float64Array(cap), inUse: new Int32Array(cap), freeHead: new Int32Array(cap),
+    dma: new Float64Array(cap), freeHead: new Int32Array(cap),
     next: new Int32Array(cap * bpp),
   };
 }
@@ -55,11 +61,9 @@ export class PageTable<C extends PageMemory = PageMemory> {
   count = 0;
   /** DMA address of each page. */
   dma: Float64Array;
-  /** Allocated blocks per page. */
-  inUse: Int32Array;
-  /** First free block of each page's free list (per-page strategies), or NONE. */
+  /** First free block of each page's free list (per-page strategies), or Link.None. */
   freeHead: Int32Array;
-  /** Per block: its free-list link (a block id or NONE) while free, ALLOCATED while allocated. */
+  /** Per block: its free-list link (a block id or Link.None) while free, Link.Allocated while allocated. */
   next: Int32Array;
   /** The provider chunk behind each page (CPU view + release). */
   chunks: C[] = [];
@@ -73,7 +77,6 @@ export class PageTable<C extends PageMemory = PageMemory> {
     this.maxPages = maxPages;
     const a = newPageArrays(Math.min(capacity, maxPages), blocksPerPage);
     this.dma = a.dma;
-    this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
   }
@@ -102,12 +105,10 @@ export class PageTable<C extends PageMemory = PageMemory> {
       throw asNoMem(e, `pool page table growth to ${cap} pages`);
     }
     a.dma.set(this.dma);
-    a.inUse.set(this.inUse);
     a.freeHead.set(this.freeHead);
     a.next.set(this.next);
     // nothing is assigned until every array exists: a failure above leaves the table as it was
     this.dma = a.dma;
-    this.inUse = a.inUse;
     this.freeHead = a.freeHead;
     this.next = a.next;
   }
@@ -119,7 +120,7 @@ export class PageTable<C extends PageMemory = PageMemory> {
 
   /**
    * Adds a page over `chunk`; its blocks are linked in ascending order (first block first,
-   * the last one's link NONE). Returns the page id. Call reserve(count + 1) first when growth
+   * the last one's link Link.None). Returns the page id. Call reserve(count + 1) first when growth
    * must not fail half-way (the pool does); otherwise this grows the table itself.
    */
   add(chunk: C): number {
@@ -129,27 +130,32 @@ export class PageTable<C extends PageMemory = PageMemory> {
     const bpp = this.blocksPerPage;
     const base = p * bpp;
     this.dma[p] = chunk.dma;
-    this.inUse[p] = 0;
     this.freeHead[p] = base;
     const next = this.next;
     const last = base + bpp - 1;
     for (let b = base; b < last; b++) next[b] = b + 1;
-    next[last] = NONE;
+    next[last] = Link.None;
     return p;
   }
 
   /** Undoes the last add() (its index entry failed); returns the page's chunk. */
   removeLast(): C {
     const p = --this.count;
-    this.inUse[p] = 0;
-    this.freeHead[p] = NONE;
+    this.freeHead[p] = Link.None;
     this.dma[p] = 0;
     return this.chunks.pop()!;
   }
 
-  /** Bytes of bookkeeping per page (page arrays + one Int32 per block: link or ALLOCATED). */
+  /** Bytes of bookkeeping per page (DMA address, free-list head, one Int32 per block: link or Link.Allocated). */
   get bytesPerPage(): number {
-    return 8 + 4 + 4 + this.blocksPerPage * 4;
+    return 8 + 4 + this.blocksPerPage * 4;
+  }
+
+  /** Allocated blocks of page `p`, counted from the links (checks only: nothing keeps a per-page count). */
+  allocatedIn(p: number): number {
+    let n = 0;
+    for (let b = p * this.blocksPerPage, end = b + this.blocksPerPage; b < end; b++) if (this.next[b] === Link.Allocated) n++;
+    return n;
   }
 }
 
@@ -158,12 +164,13 @@ export function checkPerPageFreeLists(pages: PageTable): void {
   const bpp = pages.blocksPerPage;
   for (let p = 0; p < pages.count; p++) {
     let n = 0;
-    for (let b = pages.freeHead[p]; b !== NONE; b = pages.next[b]) {
+    for (let b = pages.freeHead[p]; b !== Link.None; b = pages.next[b]) {
       if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
-      if (pages.next[b] === ALLOCATED) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (pages.next[b] === Link.Allocated) throw new Error(`page ${p}: allocated block ${b} on the free list`);
       if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
     }
-    if (n + pages.inUse[p] !== bpp)
-      throw new Error(`page ${p}: ${n} free + ${pages.inUse[p]} in use != ${bpp} blocks`);
+    const used = pages.allocatedIn(p);
+    if (n + used !== bpp)
+      throw new Error(`page ${p}: ${n} free + ${used} allocated != ${bpp} blocks`);
   }
 }

@@ -7,12 +7,13 @@
  */
 import { RbTree } from './rbtree';
 import type { PageIndex } from './page-index';
-import { ALLOCATED, NONE, PageTable } from './pages';
+import { Link, PageTable } from './pages';
 
 export class StackIndex implements PageIndex {
   readonly kind = 'stack' as const;
   readonly tree = new RbTree();
-  private head = NONE;
+  private head: number = Link.None;
+  takenPage: number = Link.None;
   constructor(private readonly pages: PageTable) {}
 
   get visits(): number {
@@ -30,7 +31,7 @@ export class StackIndex implements PageIndex {
     const last = page * pages.blocksPerPage + pages.blocksPerPage - 1;
     pages.next[last] = this.head;
     this.head = pages.freeHead[page];
-    pages.freeHead[page] = NONE; // per-page lists are unused by this strategy
+    pages.freeHead[page] = Link.None; // per-page lists are unused by this strategy
   }
 
   findPage(dma: number): number {
@@ -39,7 +40,11 @@ export class StackIndex implements PageIndex {
 
   take(): number {
     const b = this.head;
-    if (b !== NONE) this.head = this.pages.next[b];
+    if (b !== Link.None) {
+      const pages = this.pages;
+      this.head = pages.next[b];
+      this.takenPage = (b / pages.blocksPerPage) | 0;
+    }
     return b;
   }
 
@@ -56,17 +61,19 @@ export class StackIndex implements PageIndex {
     const seen = new Uint8Array(total);
     const freePerPage = new Int32Array(pages.count);
     let n = 0;
-    for (let b = this.head; b !== NONE; b = pages.next[b]) {
+    for (let b = this.head; b !== Link.None; b = pages.next[b]) {
       if (b < 0 || b >= total) throw new Error(`block stack reaches invalid block ${b}`);
       if (seen[b]) throw new Error(`block stack revisits block ${b}`);
-      if (pages.next[b] === ALLOCATED) throw new Error(`allocated block ${b} on the block stack`);
+      if (pages.next[b] === Link.Allocated) throw new Error(`allocated block ${b} on the block stack`);
       seen[b] = 1;
       freePerPage[(b / pages.blocksPerPage) | 0]++;
       n++;
     }
-    for (let p = 0; p < pages.count; p++)
-      if (freePerPage[p] + pages.inUse[p] !== pages.blocksPerPage)
-        throw new Error(`page ${p}: ${freePerPage[p]} free + ${pages.inUse[p]} in use != ${pages.blocksPerPage}`);
+    for (let p = 0; p < pages.count; p++) {
+      const used = pages.allocatedIn(p);
+      if (freePerPage[p] + used !== pages.blocksPerPage)
+        throw new Error(`page ${p}: ${freePerPage[p]} free + ${used} allocated != ${pages.blocksPerPage}`);
+    }
     if (n > total) throw new Error('block stack longer than the pool');
   }
 }
