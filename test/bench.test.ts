@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { dmapoolTest, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { dmapoolTest, DMAPOOL_TEST_ROWS, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { FloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
 
@@ -25,6 +26,18 @@ describe('bench', () => {
     const warm = j.results.find((r) => r.strategy === 'rbtree' && r.workload === 'seed-alloc' && r.mode === 'warm')!;
     assert.equal(warm.runs, 2);
     assert.ok((warm.min_ms as number) <= (warm.median_ms as number) && (warm.median_ms as number) <= (warm.max_ms as number));
+  });
+
+  it('the JS floor is a working block stack (a ruler that does the work it claims), one figure per dmapool_test row', () => {
+    const f = new FloorPool(64, 16, 2 ** 32);
+    const got = Array.from({ length: 64 }, () => f.alloc());
+    assert.equal(new Set(got).size, 64);
+    assert.ok(got.every((d) => d >= 2 ** 32 && d < 2 ** 32 + 64 * 16 && (d - 2 ** 32) % 16 === 0));
+    for (const d of got.slice(0, 10)) f.free(d);
+    assert.deepEqual(Array.from({ length: 10 }, () => f.alloc()).sort(), got.slice(0, 10).sort(), 'freed blocks come back');
+    const rows = runFloor({ reps: 1, warmups: 0 });
+    assert.deepEqual(rows.map((r) => [r.size, r.n]), DMAPOOL_TEST_ROWS.map(([size, , , blocks]) => [size, blocks]));
+    assert.ok(rows.every((r) => r.median_ms > 0 && r.runs === 1));
   });
 
   it('provider counters grow with slabs, not with pages or blocks', () => {

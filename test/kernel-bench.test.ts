@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BenchResult } from '../lib/cli/bench';
 import {
-  buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, kernelRatios, kernelResults, parseBuildOutput,
+  buildKernelRunners, buildScript, cacheDir, FLOOR, formatKernel, KernelBench, kernelRatios, kernelResults, parseBuildOutput,
   parseRunnerOutput,
 } from '../lib/cli/kernel-bench';
 import { itIf, requirement, RUNS_IN } from './helpers';
@@ -308,6 +308,14 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.deepEqual(fresh.map((r) => [r.memory, r.ratio]), [['slab', 100 / 12]]);
     assert.deepEqual(Object.keys(ratios[0]), ['strategy', 'workload', 'size', 'kernel', 'memory', 'ours_ms', 'kernel_ms', 'ratio']);
     assert.deepEqual(kernelRatios(mine, k, '6.1'), []);
+    // the JS floor's dmapool_test rows are set beside the kernel's heap rows of the same size and blocks
+    const floorRow = (size: number, n: number, ms: number) => ({ workload: 'dmapool_test', mode: 'warm' as const, n, size,
+      median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });
+    const withFloor = kernelRatios(mine, k, undefined, [floorRow(68, 8192, 2), floorRow(68, 1024, 1), floorRow(16, 8192, 1)]);
+    assert.deepEqual(withFloor.filter((r) => r.strategy === FLOOR).map((r) => [r.size, r.memory, r.ratio]), [[68, 'heap', 0.25]]);
+    assert.equal(withFloor.length, ratios.length + 1);
+    assert.match(formatKernel(mine, { builds, runs: [], results: k, ratios: withFloor, errors: [] }),
+      /dmapool_test 68\s+heap\s+0\.50\s+—\s+0\.25/);
 
     const kb: KernelBench = { builds, runs: [], results: k, ratios, errors: ['Linux 6.1 mm/dmapool.c not measured: offline'] };
     const text = formatKernel(mine, kb);

@@ -58,6 +58,23 @@ describe('slab cache', () => {
     p.close();
   });
 
+  it('hands cached slabs out lowest address first, so chunks ascend as from fresh slabs', () => {
+    const p = new SimProvider();
+    p.setSlabCache(8 * MiB);
+    const first = Array.from({ length: 4 * 512 }, () => p.allocChunk(4096)); // 4 slabs
+    // emptied highest first: the cache's most recent entry is the lowest slab, its oldest the highest
+    p.freeChunks([...first].reverse());
+    const again = Array.from({ length: 4 * 512 }, () => p.allocChunk(4096));
+    assert.equal(p.counters.slabsMapped, 4);
+    for (let i = 1; i < again.length; i++) assert.ok(again[i].dma > again[i - 1].dma, `chunk ${i} is below chunk ${i - 1}`);
+    // and emptied lowest first (a pool's destroy order) as well
+    p.freeChunks(again);
+    const third = Array.from({ length: 4 * 512 }, () => p.allocChunk(4096));
+    for (let i = 1; i < third.length; i++) assert.ok(third[i].dma > third[i - 1].dma, `chunk ${i} is below chunk ${i - 1}`);
+    p.freeChunks(third);
+    p.close();
+  });
+
   it('trim() unmaps cached slabs (oldest first, down to keepBytes); lowering the limit trims', () => {
     const p = new SimProvider();
     p.setSlabCache(8 * MiB);

@@ -11,6 +11,7 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import type { ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
+import { floorDmapoolTest } from './js-floor';
 
 export const SEED_N = 373959;
 /** The strategies the bench runs by default: every page index. */
@@ -349,6 +350,24 @@ export function runBench(o: BenchOptions): BenchResult[] {
   return results;
 }
 
+/**
+ * The JS floor's dmapool_test rows (see js-floor.ts), measured like ours: each row warmed up, then
+ * the median of its timed runs, in this process after ours.
+ */
+export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): TimedResult[] {
+  const out: TimedResult[] = [];
+  for (const [size, , , blocks] of DMAPOOL_TEST_ROWS) {
+    const w = Math.min(o.warmups, DMAPOOL_TEST_WARMUPS), n = Math.max(1, Math.min(o.reps, 3));
+    for (let i = 0; i < w; i++) floorDmapoolTest(size, blocks);
+    const ms: number[] = [];
+    for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(size, blocks));
+    out.push({ workload: 'dmapool_test', mode: 'warm', n: blocks, size, median_ms: median(ms), min_ms: Math.min(...ms),
+      max_ms: Math.max(...ms), runs: n, pages: 0 });
+    o.tick?.(`JS floor dmapool_test ${size}`);
+  }
+  return out;
+}
+
 /** Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths). */
 export const DMAPOOL_TEST_WARMUPS = 2;
 
@@ -376,6 +395,7 @@ export function plannedRuns(o: BenchOptions): number {
     if (s !== 'linear' && groups.has('seed-alloc')) total += o.reps; // the fresh-device seed runs
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
+  if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length; // the JS floor's rows
   return total;
 }
 
@@ -386,7 +406,7 @@ function fmt(ms: number): string {
 }
 
 /** The human table: one block per workload and mode, speed-up over linear, seed ratios beside. */
-export function formatTable(results: BenchResult[]): string {
+export function formatTable(results: BenchResult[], floor: TimedResult[] = []): string {
   const lines: string[] = [];
   const keys = [...new Set(results.filter((r) => r.workload !== 'dmapool_test').map((r) => `${r.workload}|${r.mode}|${r.device}`))];
   for (const key of keys) {
@@ -439,6 +459,9 @@ export function formatTable(results: BenchResult[]): string {
       lines.push(`  dmapool_test: size:${String(r.size).padEnd(4)} ${r.note?.replace('align ', 'align:').replace('boundary ', 'boundary:')} ` +
         `blocks:${String(r.n).padEnd(4)} time:${Math.round(r.median_ms * 1000)}  (${r.strategy})`);
     }
+    for (const f of floor)
+      lines.push(`  dmapool_test: size:${String(f.size).padEnd(4)} blocks:${String(f.n).padEnd(4)} time:${Math.round(f.median_ms * 1000)}  ` +
+        '(JS floor: bare Int32Array block stack, no checks)');
     lines.push('');
   }
   const meta = [...new Map(results.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];

@@ -17,6 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, median, TimedResult, Workload } from './bench';
 
+/** The JS floor's column in the ratio table (lib/cli/js-floor.ts): not a strategy, a ruler. */
+export const FLOOR = 'JS floor';
+
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
 export const KERNEL_MEMORIES = ['heap', 'slab', 'page'] as const;
@@ -200,11 +203,21 @@ export function oursDeviceFor(memory: KernelMemory): BenchDevice {
   return memory === 'heap' ? 'kept' : 'fresh';
 }
 
-/** ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant (like for like: oursDeviceFor). */
-export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kernel: string = RATIO_KERNEL): KernelRatio[] {
+/**
+ * ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant
+ * (like for like: oursDeviceFor); and the JS floor's dmapool_test rows ÷ the kernel's on warm heap
+ * (strategy FLOOR).
+ */
+export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kernel: string = RATIO_KERNEL,
+  floor: TimedResult[] = []): KernelRatio[] {
   const out: KernelRatio[] = [];
   for (const k of kernels) {
     if (k.kernel !== kernel) continue;
+    if (k.workload === 'dmapool_test' && k.memory === 'heap') {
+      const f = floor.find((x) => x.size === k.size && x.n === k.n);
+      if (f) out.push({ strategy: FLOOR, workload: k.workload, size: k.size, kernel, memory: k.memory,
+        ours_ms: f.median_ms, kernel_ms: k.median_ms, ratio: f.median_ms / k.median_ms });
+    }
     for (const r of ours) {
       if (r.mode !== 'warm' || r.workload !== k.workload || (r.device ?? 'kept') !== oursDeviceFor(k.memory)) continue;
       if (k.workload === 'dmapool_test') {
@@ -349,7 +362,10 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     const strategies = [...new Set(kb.ratios.map((r) => r.strategy))];
     lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast; ` +
       'vs heap: our kept device; vs slab/page: our fresh device)');
-    lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(8)).join('')}`);
+    if (strategies.includes(FLOOR))
+      lines.push(`  ${FLOOR}: a bare Int32Array block stack in JS with no checks (lib/cli/js-floor.ts), the same loops: ` +
+        `what this V8 spends per call before any pool work — a JS pool's ratio cannot go below it`);
+    lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(9)).join('')}`);
     const rowMems = [...new Set(kb.ratios.map((r) => r.memory))];
     const keys = [...new Set(kb.ratios.map((r) => `${r.workload}|${r.size}`))].flatMap((k) => rowMems.map((m) => `${k}|${m}`));
     for (const key of keys) {
@@ -358,7 +374,7 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
       const name = wl === 'dmapool_test' ? `dmapool_test ${size}` : TITLES[wl] ?? wl;
       lines.push(`  ${name.padEnd(w)}${m.padEnd(10)}${strategies.map((st) => {
         const r = kb.ratios.find((x) => x.workload === wl && String(x.size) === size && x.strategy === st && x.memory === m);
-        return (r ? r.ratio.toFixed(2) : '—').padStart(8);
+        return (r ? r.ratio.toFixed(2) : '—').padStart(9);
       }).join('')}`);
     }
     // the issue's bar for radix: its random-order free against 6.12's in-order free

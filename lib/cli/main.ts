@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { BENCH_LIMITS, BenchOptions, formatTable, plannedRuns, runBench, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+import { BENCH_LIMITS, BenchOptions, formatTable, plannedRuns, runBench, runFloor, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
@@ -202,15 +202,16 @@ export function main(argv: string[]): void {
         opts.tick = kopts.tick = (label) => bar!.increment({ label });
       }
       const results = runBench(opts);
+      const floor = opts.dmapoolTest ? runFloor(opts) : [];
       const kernel = builds && runKernelBench(builds, kopts);
-      if (kernel) kernel.ratios = kernelRatios(results, kernel.results);
+      if (kernel) kernel.ratios = kernelRatios(results, kernel.results, undefined, floor);
       bar?.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results, floor, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
       } else {
         const m = machineInfo();
         process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}\n\n`);
-        process.stdout.write(formatTable(results) + '\n');
+        process.stdout.write(formatTable(results, floor) + '\n');
         if (kernel) process.stdout.write('\n' + formatKernel(results, kernel) + '\n');
       }
     });
