@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { DmaPoolError } from '../lib';
 import { runBench } from '../lib/cli/bench';
@@ -338,6 +339,35 @@ describe('dmapool command line: usage errors exit 2 with one line, failures exit
         e instanceof DmaPoolError && e.code === 'EINVAL' && new RegExp(`bench: ${k} must be an integer`).test(e.message), k);
     assert.throws(() => runBench({ ...o, strategies: [] }), /strategies must be a non-empty list/);
     assert.equal(runBench(o).length, 2); // warm on a kept device and on a fresh one
+  });
+
+  it('runBench with isolate runs each strategy in a process of its own, with only that strategy', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmapool-isolate-'));
+    try {
+      // a stand-in CLI: records each call's arguments and its pid, answers with one figure
+      const cli = path.join(dir, 'cli.js');
+      fs.writeFileSync(cli, `require('fs').appendFileSync(${JSON.stringify(path.join(dir, 'calls'))}, ` +
+        `JSON.stringify({ pid: process.pid, argv: process.argv.slice(2) }) + '\\n');
+        process.stdout.write(JSON.stringify([{ strategy: JSON.parse(process.argv[3]).strategies[0] }]));`);
+      const o = { provider: 'sim', strategies: ['rbtree' as const, 'stack' as const], workloads: ['seed-alloc' as const], reps: 1,
+        warmups: 0, linearReps: 1, cold: false, coldReps: 1, dmapoolTest: false, n: 100, cliPath: cli, isolate: true };
+      const ticks: string[] = [];
+      const r = runBench({ ...o, tick: (l) => ticks.push(l) });
+      assert.deepEqual(r.map((x) => x.strategy), ['rbtree', 'stack']);
+      const calls = fs.readFileSync(path.join(dir, 'calls'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; argv: string[] });
+      assert.equal(calls.length, 2);
+      assert.notEqual(calls[0].pid, calls[1].pid);
+      assert.notEqual(calls[0].pid, process.pid);
+      for (const [i, s] of (['rbtree', 'stack'] as const).entries()) {
+        assert.equal(calls[i].argv[0], 'bench-strategy');
+        const sent = JSON.parse(calls[i].argv[1]) as Record<string, unknown>;
+        assert.deepEqual(sent.strategies, [s]);
+        assert.equal(sent.isolate, undefined, 'the child runs its strategy in-process');
+      }
+      assert.deepEqual(ticks, ['rbtree', 'stack']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -215,6 +215,8 @@ export interface BenchOptions {
   tick?: (label: string) => void;
   /** Path of the CLI, for cold child processes. */
   cliPath: string;
+  /** Each strategy in a child process of its own (the CLI's default); else all in this process. */
+  isolate?: boolean;
 }
 
 /**
@@ -273,6 +275,26 @@ export function runBench(o: BenchOptions): BenchResult[] {
   checkBenchOptions(o);
   const results: BenchResult[] = [];
   for (const strategy of o.strategies) {
+    if (!o.isolate) {
+      results.push(...benchStrategy(o, strategy));
+      continue;
+    }
+    // a process per strategy, as a driver runs one: no strategy's JIT feedback (a call site made
+    // polymorphic by another page index) slows the next one's figures
+    const { tick: _tick, isolate: _isolate, ...child } = o;
+    const json = execFileSync(process.execPath, [o.cliPath, 'bench-strategy', JSON.stringify({ ...child, strategies: [strategy] })],
+      { encoding: 'utf8', maxBuffer: 64 << 20 });
+    results.push(...(JSON.parse(json) as BenchResult[]));
+    o.tick?.(`${strategy}`);
+  }
+  return results;
+}
+
+/** One strategy's figures (cold children, warm runs, dmapool_test rows), in this process. */
+export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult[] {
+  checkBenchOptions(o);
+  const results: BenchResult[] = [];
+  {
     const meta = metadataBytes(o.provider, strategy, o.n);
     const reps = strategy === 'linear' ? o.linearReps : o.reps;
     const warmups = strategy === 'linear' ? 1 : o.warmups;
@@ -385,11 +407,12 @@ export function coldWarm(results: BenchResult[]): { strategy: IndexKind; workloa
   return out;
 }
 
-/** Runs expected by runBench, for a progress bar's total. */
+/** Runs expected by runBench and runFloor, for a progress bar's total. */
 export function plannedRuns(o: BenchOptions): number {
   let total = 0;
   const groups = new Set(o.workloads.map((w) => (w === 'seed-free' ? 'seed-alloc' : w)));
-  for (const s of o.strategies) {
+  if (o.isolate) total += o.strategies.length; // one tick per strategy's child process
+  else for (const s of o.strategies) {
     const reps = s === 'linear' ? o.linearReps + 1 : o.reps + o.warmups;
     total += groups.size * (reps + (o.cold ? (s === 'linear' ? Math.min(o.coldReps, o.linearReps) : o.coldReps) : 0));
     if (s !== 'linear' && groups.has('seed-alloc')) total += o.reps; // the fresh-device seed runs

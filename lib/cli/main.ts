@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { BENCH_LIMITS, BenchOptions, formatTable, plannedRuns, runBench, runFloor, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+import { BENCH_LIMITS, BenchOptions, benchStrategy, checkBenchOptions, formatTable, plannedRuns, runBench, runFloor, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
@@ -186,7 +186,7 @@ export function main(argv: string[]): void {
         provider, strategies: o.strategies as IndexKind[], workloads: o.workloads as Workload[],
         reps: o.reps, warmups: o.warmups, linearReps: Math.min(o.linearReps, o.reps), cold: o.cold,
         coldReps: o.coldReps,
-        dmapoolTest: o.dmapoolTest, n: o.count, cliPath: __filename,
+        dmapoolTest: o.dmapoolTest, n: o.count, cliPath: __filename, isolate: true,
       };
       const showProgress = !o.json && process.stderr.isTTY;
       let bar: SingleBar | undefined;
@@ -295,6 +295,15 @@ export function main(argv: string[]): void {
     }
     console.log(`n: ${DEFAULT_NS.map((n) => String(n).padStart(7)).join(' ')}`);
   }
+
+  // one strategy's figures in a process of its own (runBench with isolate): the options as JSON
+  program.command('bench-strategy', { hidden: true })
+    .argument('<options>')
+    .action((json: string) => {
+      const o = JSON.parse(json) as BenchOptions;
+      checkBenchOptions(o);
+      process.stdout.write(JSON.stringify(benchStrategy(o, o.strategies[0])) + '\n');
+    });
 
   program.command('bench-child', { hidden: true })
     .requiredOption('--provider <spec>').requiredOption('--strategy <s>', '', oneOf(STRATEGIES))
