@@ -84,7 +84,7 @@ debsrc_prepare() {
   if [[ -f "$DEBSRC_APT/updated" && -z "$(find "$DEBSRC_APT/updated" -mmin +1440)" ]]; then return 0; fi
   log "apt-get update (private sources list: bookworm + trixie)"
   # apt-get update exits 0 when indexes fail to download (it warns): treat those warnings as failure
-  if apt-get "${DEBSRC_APT_OPTS[@]}" -qq update >"$DEBSRC_APT/update.log" 2>&1 &&
+  if flock "$CACHE/debsrc.lock" apt-get "${DEBSRC_APT_OPTS[@]}" -qq update >"$DEBSRC_APT/update.log" 2>&1 &&
      ! grep -q -E '^(W|E): (Failed to fetch|Some index files failed)' "$DEBSRC_APT/update.log"; then
     touch "$DEBSRC_APT/updated"
   else
@@ -98,7 +98,7 @@ debsrc_prepare() {
 debsrc_candidate() {
   local s=$1 ver
   debsrc_prepare || return 1
-  ver=$(apt-cache "${DEBSRC_APT_OPTS[@]}" policy "linux-source-$s" 2>/dev/null | awk '/Candidate:/ { print $2 }') || ver=""
+  ver=$(flock "$CACHE/debsrc.lock" apt-cache "${DEBSRC_APT_OPTS[@]}" policy "linux-source-$s" 2>/dev/null | awk '/Candidate:/ { print $2 }') || ver=""
   [[ "$ver" == "(none)" ]] && ver=""
   if [[ -z "$ver" ]]; then
     if [[ -n "$debsrc_reason" ]]; then reason=$debsrc_reason
@@ -118,9 +118,22 @@ debsrc_tarball() {
   local out="$CACHE/linux-source-$ver.tar.xz"
   [[ -f "$out" ]] && { printf '%s\n' "$out"; return 0; }
   debsrc_prepare || return 1
+  # one fetch per tarball at a time: CI builds guest B's kernel in the background while the kernel
+  # runners fetch the same source; whoever waited finds the tarball the other one fetched
+  exec 7>"$CACHE/debsrc-fetch.lock"; flock 7
+  if [[ -f "$out" ]]; then exec 7>&-; printf '%s\n' "$out"; return 0; fi
+  local rc=0
+  debsrc_fetch "$s" "$ver" "$inner" "$out" || rc=$?
+  exec 7>&-
+  return $rc
+}
+
+# debsrc_tarball's download (under its lock): the .deb through the private list, the tarball out of it.
+debsrc_fetch() {
+  local s=$1 ver=$2 inner=$3 out=$4
   local tmp; tmp=$(mktemp -d "$CACHE/fetch-$s.XXXXXX")
   log "linux-source-$s $ver: apt-get download (~150 MB)"
-  if ! (cd "$tmp" && apt-get "${DEBSRC_APT_OPTS[@]}" -qq download "linux-source-$s=$ver") >"$tmp/download.log" 2>&1; then
+  if ! (cd "$tmp" && flock "$CACHE/debsrc.lock" apt-get "${DEBSRC_APT_OPTS[@]}" -qq download "linux-source-$s=$ver") >"$tmp/download.log" 2>&1; then
     fail "apt-get download failed: $(grep -m1 -E '^(E|W):' "$tmp/download.log" | cut -c1-200 || tail -1 "$tmp/download.log")"
     rm -rf "$tmp"; return 1
   fi
