@@ -80,6 +80,11 @@ export interface ProviderCounters {
   bytesMapped: number;
   /** Slabs taken from the slab cache instead of being mapped (see SlabProvider.setSlabCache). */
   slabsReused: number;
+  /**
+   * Wall time (ms) inside this provider's native calls — mapping (populate, mlock, IOMMU map),
+   * unmapping, views: the kernel's share of a run, apart from the JavaScript's.
+   */
+  nativeMs: number;
 }
 
 /** Device.sync(): CPU access begins or ends. */
@@ -139,7 +144,7 @@ export abstract class SlabProvider implements ProviderInfo {
   readonly slabSize: number;
   readonly counters: ProviderCounters = {
     nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0,
-    slabsReused: 0,
+    slabsReused: 0, nativeMs: 0,
   };
   private slabs = new Map<number, Slab>();
   private nextSlabId = 1;
@@ -428,10 +433,12 @@ export abstract class SlabProvider implements ProviderInfo {
   /** Runs fn and adds the native calls it made to this provider's counter (counted in native.ts). */
   private tally<T>(fn: () => T): T {
     const before = nativeCallCount();
+    const t0 = process.hrtime.bigint();
     try {
       return fn();
     } finally {
       this.counters.nativeCalls += nativeCallCount() - before;
+      this.counters.nativeMs += Number(process.hrtime.bigint() - t0) / 1e6;
     }
   }
 

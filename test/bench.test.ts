@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { dmapoolTest, DMAPOOL_TEST_ROWS, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, formatTable, openKeptDevice, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
 import { FloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
@@ -47,6 +47,28 @@ describe('bench', () => {
     assert.equal(a.counters.slabsMapped, slabs);
     assert.equal(a.counters.nativeCalls, slabs);
     assert.equal(r['seed-free']!.counters.slabsUnmapped, slabs);
+    // the native calls' time is counted (mapping populates and locks memory: never free)
+    assert.ok(a.counters.nativeMs > 0 && a.counters.nativeMs < 60_000, `nativeMs ${a.counters.nativeMs}`);
+    // a kept device with the slab cache maps nothing after the first pool: no native time at all
+    const dev = openKeptDevice('sim');
+    try {
+      runOnce('sim', 'rbtree', 'seed-alloc', 20000, 128, dev);
+      const again = runOnce('sim', 'rbtree', 'seed-alloc', 20000, 128, dev);
+      assert.equal(again['seed-alloc']!.counters.nativeCalls, 0);
+      assert.equal(again['seed-alloc']!.counters.nativeMs, 0);
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('cold / warm: cold median over the fresh-device and kept warm medians, and JS-only with native time taken out', () => {
+    const zero = { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0 };
+    const res = (mode: 'cold' | 'warm', device: 'kept' | 'fresh', ms: number, nativeMs: number): BenchResult => ({
+      strategy: 'rbtree', provider: 'sim', device, workload: 'seed-alloc', mode, n: 10, size: 128, median_ms: ms, min_ms: ms,
+      max_ms: ms, runs: 1, pages: 1, visits: 0, counters: { ...zero, nativeMs }, metadata_bytes_per_page: 0 });
+    const cw = coldWarm([res('cold', 'fresh', 60, 20), res('warm', 'fresh', 20, 10), res('warm', 'kept', 12, 0)]);
+    assert.deepEqual(cw, [{ strategy: 'rbtree', workload: 'seed-alloc', cold_over_fresh: 3, cold_over_kept: 5, js_cold_over_fresh: 4 }]);
+    assert.match(formatTable([res('cold', 'fresh', 60, 20), res('warm', 'fresh', 20, 10)]), /rbtree\s+seed-alloc\s+3\.00\s+\(— vs kept; JS 4\.00\)/);
   });
 
   it('linear visits O(pages²) pages over a fill; rbtree O(pages · log pages)', () => {

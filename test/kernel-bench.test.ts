@@ -204,7 +204,7 @@ function ours(strategy: string, workload: string, median: number, extra: Partial
   return {
     strategy: strategy as BenchResult['strategy'], provider: 'sim', workload, mode: 'warm', n: 373959, size: 128,
     median_ms: median, min_ms: median, max_ms: median, runs: 5, visits: 0, pages: 11687,
-    counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0 },
+    counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0, nativeMs: 0 },
     metadata_bytes_per_page: 200, device: 'kept', ...extra,
   };
 }

@@ -70,7 +70,7 @@ function diff(a: ProviderCounters, b: ProviderCounters): ProviderCounters {
     nativeCalls: b.nativeCalls - a.nativeCalls, iommuMaps: b.iommuMaps - a.iommuMaps,
     iommuUnmaps: b.iommuUnmaps - a.iommuUnmaps, slabsMapped: b.slabsMapped - a.slabsMapped,
     slabsUnmapped: b.slabsUnmapped - a.slabsUnmapped, slabsLeaked: b.slabsLeaked - a.slabsLeaked,
-    bytesMapped: b.bytesMapped - a.bytesMapped, slabsReused: b.slabsReused - a.slabsReused,
+    bytesMapped: b.bytesMapped - a.bytesMapped, slabsReused: b.slabsReused - a.slabsReused, nativeMs: b.nativeMs - a.nativeMs,
   };
 }
 
@@ -359,7 +359,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           results.push({
             strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
             median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
-            counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0 },
+            counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0, nativeMs: 0 },
             metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
           });
           o.tick?.(`${strategy} dmapool_test ${row[0]}`);
@@ -393,16 +393,29 @@ export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): Ti
 /** Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths). */
 export const DMAPOOL_TEST_WARMUPS = 2;
 
+export interface ColdWarm {
+  strategy: IndexKind;
+  workload: string;
+  cold_over_fresh: number;
+  cold_over_kept?: number;
+  /**
+   * The same with the provider's native time (mapping, unmapping) taken out of both: the
+   * JavaScript's own cold/warm, apart from what the kernel's page allocator costs a fresh process.
+   */
+  js_cold_over_fresh: number;
+}
+
 /** Cold median ÷ warm median per strategy and seed workload: against the fresh-device warm figure (same memory) and the kept one. */
-export function coldWarm(results: BenchResult[]): { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] {
-  const out: { strategy: IndexKind; workload: string; cold_over_fresh: number; cold_over_kept?: number }[] = [];
+export function coldWarm(results: BenchResult[]): ColdWarm[] {
+  const out: ColdWarm[] = [];
   for (const c of results) {
     if (c.mode !== 'cold') continue;
     const find = (d: BenchDevice) => results.find((r) => r.mode === 'warm' && r.device === d && r.strategy === c.strategy && r.workload === c.workload);
     const fresh = find('fresh'), kept = find('kept');
     if (!fresh) continue;
+    const js = (r: BenchResult) => Math.max(r.median_ms - (r.counters.nativeMs ?? 0), 1e-6);
     out.push({ strategy: c.strategy, workload: c.workload, cold_over_fresh: c.median_ms / fresh.median_ms,
-      ...(kept ? { cold_over_kept: c.median_ms / kept.median_ms } : {}) });
+      ...(kept ? { cold_over_kept: c.median_ms / kept.median_ms } : {}), js_cold_over_fresh: js(c) / js(fresh) });
   }
   return out;
 }
@@ -464,15 +477,16 @@ export function formatTable(results: BenchResult[], floor: TimedResult[] = []): 
     const c = rows[0].counters;
     lines.push(`  provider per run: ${c.nativeCalls} native calls, ${c.iommuMaps} IOMMU maps, ${c.iommuUnmaps} unmaps, ` +
       `${c.slabsMapped} slabs mapped, ${c.slabsReused} reused from the slab cache, ${c.slabsUnmapped} unmapped, ` +
-      `${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped; ${rows[0].pages} pages`);
+      `${(c.bytesMapped / 2 ** 20).toFixed(0)} MiB mapped, ${c.nativeMs.toFixed(1)} ms in native calls; ${rows[0].pages} pages`);
     lines.push('');
   }
   const cw = coldWarm(results);
   if (cw.length) {
-    lines.push('cold / warm (cold: first run of a fresh process, fresh device; ÷ warm on a fresh device, like for like — and ÷ warm on the kept device)');
+    lines.push('cold / warm (cold: first run of a fresh process, fresh device; ÷ warm on a fresh device, like for like — and ÷ warm on the kept device;' +
+      ' JS: both without their native calls\' time, i.e. the JIT\'s share apart from the kernel\'s page work)');
     for (const r of cw)
       lines.push(`  ${r.strategy.padEnd(7)} ${r.workload.padEnd(11)} ${r.cold_over_fresh.toFixed(2).padStart(6)}  ` +
-        `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept)`);
+        `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept; JS ${r.js_cold_over_fresh.toFixed(2)})`);
     lines.push('');
   }
   const dt = results.filter((r) => r.workload === 'dmapool_test');
