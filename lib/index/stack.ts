@@ -14,7 +14,12 @@ export class StackIndex implements PageIndex {
   readonly tree = new RbTree();
   private head: number = Link.None;
   takenPage: number = Link.None;
-  constructor(private readonly pages: PageTable) {}
+  /** log2(blocksPerPage) when it is a power of two (a shift finds a block's page), else -1 (a division). */
+  private readonly bppShift: number;
+  constructor(private readonly pages: PageTable) {
+    const bpp = pages.blocksPerPage;
+    this.bppShift = (bpp & (bpp - 1)) === 0 ? 31 - Math.clz32(bpp) : -1;
+  }
 
   get visits(): number {
     return this.tree.visits;
@@ -43,7 +48,8 @@ export class StackIndex implements PageIndex {
     if (b !== Link.None) {
       const pages = this.pages;
       this.head = pages.next[b];
-      this.takenPage = (b / pages.blocksPerPage) | 0;
+      const shift = this.bppShift;
+      this.takenPage = shift >= 0 ? b >> shift : (b / pages.blocksPerPage) | 0;
     }
     return b;
   }
