@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The dmapool command line: bench (the seed's benchmark), and more (see --help). */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { bdfArg, int, isBdf, list, oneOf, q, size } from './args';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,9 +10,9 @@ import { BENCH_LIMITS, BenchOptions, benchStrategy, checkBenchOptions, formatTab
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
-import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor, parseSize } from './doctor';
+import { devices, doctor, DOCTOR_LEGEND, formatDevices, formatDoctor } from './doctor';
 import { DmaPoolError } from '../errors';
-import { isKernelOwned, normalizeBdf, pciInfo } from '../pci';
+import { isKernelOwned, pciInfo } from '../pci';
 import { SysRoot } from '../sysfs';
 import { registerNvmeCommands } from './nvme';
 import { DEFAULT_NS, loadChartLibraries, runScaling, writeScaling } from './scaling';
@@ -19,68 +20,13 @@ import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, Kerne
   runKernelBench } from './kernel-bench';
 
 // ---- usage errors ----------------------------------------------------------------------------
-// Every argument goes through one of the parsers below; each throws InvalidArgumentError saying
+// Every argument goes through one of the parsers of ./args (or deviceSpec below); each throws InvalidArgumentError saying
 // what it expected and what it got, and reportUsageErrors turns that (and commander's own errors:
 // unknown option or command, missing argument) into ONE line on stderr and exit 2. Failures of a
 // command that parsed fine exit 1 (parseAsync's catch at the end of main).
 
-/** A value as it is quoted in a usage error: single quotes, control characters escaped (one line). */
-function q(v: string): string {
-  return `'${v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
-}
-
-/** An integer from min to max, in decimal digits ('1e3', '0x10', '1.0', '' are not). */
-function int(min: number, max: number) {
-  return (v: string): number => {
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${q(v)}`);
-    return n;
-  };
-}
-
 /** An integer option of BenchOptions, in the range runBench accepts. */
 const benchInt = (k: keyof typeof BENCH_LIMITS) => int(BENCH_LIMITS[k].min, BENCH_LIMITS[k].max);
-
-/** A comma-separated list of allowed names (duplicates dropped, no empty items). */
-function list<T extends string>(allowed: readonly T[]) {
-  return (v: string): T[] => {
-    const xs = v.split(',').map((s) => s.trim());
-    const bad = xs.find((x) => !allowed.includes(x as T));
-    if (bad !== undefined)
-      throw new InvalidArgumentError(`expected a comma-separated list of ${allowed.join(', ')}, got ${bad === '' ? `an empty item in ${q(v)}` : q(bad)}`);
-    return [...new Set(xs)] as T[];
-  };
-}
-
-/** One of the allowed names. */
-function oneOf<T extends string>(allowed: readonly T[]) {
-  return (v: string): T => {
-    if (!allowed.includes(v as T)) throw new InvalidArgumentError(`expected one of ${allowed.join(', ')}, got ${q(v)}`);
-    return v as T;
-  };
-}
-
-/** A size such as 64M, 1G or 4096 (bytes), at least one byte. */
-function size(v: string): number {
-  let n: number;
-  try {
-    n = parseSize(v);
-  } catch {
-    throw new InvalidArgumentError(`expected a size such as 64M, 1G or 4096 (bytes), got ${q(v)}`);
-  }
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a size from 1 byte to 8P, got ${q(v)}`);
-  return n;
-}
-
-function isBdf(v: string): boolean {
-  try { normalizeBdf(v); return true; } catch { return false; }
-}
-
-/** A PCI address (returned in its full form, 0000:85:00.0). */
-function bdfArg(v: string): string {
-  if (!isBdf(v)) throw new InvalidArgumentError(`expected a PCI address DDDD:BB:DD.F such as 0000:85:00.0, got ${q(v)}`);
-  return normalizeBdf(v);
-}
 
 const SPECS = 'auto, sim, udmabuf, vfio:<BDF>[,<BDF>…], uio:<BDF> or u-dma-buf:<name>';
 

@@ -2,46 +2,16 @@
  * `dmapool nvme identify|read|write|bench <bdf>`: the userspace NVMe driver (lib/drivers/nvme)
  * from the command line. Registered by lib/cli.ts through registerNvmeCommands().
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { bdfArg, int, intList, list, sizeList } from './args';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { formatNvmeBench, runNvmeBench, type Completion } from '../drivers/nvme/bench';
 import { Nvme } from '../drivers/nvme/nvme';
-import { parseSize } from './doctor';
-import { normalizeBdf } from '../pci';
 import { hexDump } from '../pool';
 
-function q(v: string): string {
-  return `'${v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
-}
-function bdfArg(v: string): string {
-  try { return normalizeBdf(v); } catch { throw new InvalidArgumentError(`expected a PCI address DDDD:BB:DD.F such as 0000:85:00.0, got ${q(v)}`); }
-}
-function int(min: number, max: number) {
-  return (v: string): number => {
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${q(v)}`);
-    return n;
-  };
-}
-function intList(min: number, max: number) {
-  const one = int(min, max);
-  return (v: string): number[] => [...new Set(v.split(',').map((s) => one(s.trim())))];
-}
-function sizeList(v: string): number[] {
-  return v.split(',').map((s) => {
-    let n = NaN;
-    try { n = parseSize(s); } catch { /* below */ }
-    if (!Number.isSafeInteger(n) || n < 512 || n > 64 << 20) throw new InvalidArgumentError(`expected sizes from 512 to 64M such as 4k,128k, got ${q(s)}`);
-    return n;
-  });
-}
-function completions(v: string): Completion[] {
-  const xs = [...new Set(v.split(',').map((s) => s.trim()))];
-  const bad = xs.find((x) => x !== 'poll' && x !== 'interrupt');
-  if (bad !== undefined) throw new InvalidArgumentError(`expected a comma-separated list of poll, interrupt, got ${q(bad)}`);
-  return xs as Completion[];
-}
+const sizeArgs = sizeList(512, 64 << 20, '512 to 64M', '4k,128k');
+const completions = list<Completion>(['poll', 'interrupt']);
 
 /** Usage errors of the nvme subcommands: one line on stderr, exit 2 (as the other commands). */
 function oneLineErrors(cmd: Command): void {
@@ -120,7 +90,7 @@ export function registerNvmeCommands(program: Command): void {
     .argument('<bdf>', 'the NVMe controller, bound to vfio-pci', bdfArg)
     .addOption(new Option('--seconds <n>', 'measured seconds per point').argParser(int(1, 3600)).default(3))
     .addOption(new Option('--qd <list>', 'queue depths').argParser(intList(1, 1023)).default([1, 32], '1,32'))
-    .addOption(new Option('--sizes <list>', 'transfer sizes').argParser(sizeList).default([4096, 128 << 10], '4k,128k'))
+    .addOption(new Option('--sizes <list>', 'transfer sizes').argParser(sizeArgs).default([4096, 128 << 10], '4k,128k'))
     .addOption(new Option('--completion <list>', 'completion modes').argParser(completions).default(['interrupt', 'poll'], 'interrupt,poll'))
     .addOption(new Option('--offset <bytes>', 'byte offset of each buffer in its page (multiple of 4)').argParser(int(0, 4092)).default(0))
     .option('--json', 'print as JSON')
