@@ -269,21 +269,7 @@ static Napi::Value VfioUnmapDma(const Napi::CallbackInfo& info) {
   un.iova = iova;
   un.size = size;
   if (ioctl(fd, VFIO_IOMMU_UNMAP_DMA, &un) != 0) ThrowErrno(env, errno, "ioctl", "VFIO_IOMMU_UNMAP_DMA", "");
-  // forget every recorded mapping inside the unmapped range
-  auto it = st.dmaMaps.find(fd);
-  if (it != st.dmaMaps.end()) {
-    auto& v = it->second;
-    for (size_t i = 0; i < v.size();) {
-      if (v[i].iova >= iova && v[i].iova - iova < size) {
-        auto mi = st.mappings.find(v[i].mapping);
-        if (mi != st.mappings.end() && mi->second.dmaMaps > 0) mi->second.dmaMaps--;
-        v[i] = v.back();
-        v.pop_back();
-      } else {
-        i++;
-      }
-    }
-  }
+  ForgetDmaMaps(st, fd, 0, iova, size);
   return Napi::Number::New(env, (double)un.size);
 }
 

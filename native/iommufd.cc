@@ -195,7 +195,7 @@ Napi::Value MapDmaFn(const Napi::CallbackInfo& info) {
 }
 
 // iommufdUnmapDma(iommufd, ioasId, iova, size) -> bytes unmapped. iommufd unmaps only whole
-// areas inside the range; the records of exactly those are dropped.
+// areas inside the range; the records of exactly those are dropped (ForgetDmaMaps).
 Napi::Value UnmapDmaFn(const Napi::CallbackInfo& info) {
   Args a{info, "iommufdUnmapDma"};
   Napi::Env env = info.Env();
@@ -211,22 +211,7 @@ Napi::Value UnmapDmaFn(const Napi::CallbackInfo& info) {
   c.iova = iova;
   c.length = size;
   if (ioctl(fd, kIommuIoasUnmap, &c) != 0) ThrowErrno(env, errno, "ioctl", "IOMMU_IOAS_UNMAP", "");
-  auto it = st.dmaMaps.find(fd);
-  if (it != st.dmaMaps.end()) {
-    auto& v = it->second;
-    for (size_t i = 0; i < v.size();) {
-      const DmaMapRecord& r = v[i];
-      if (r.ioas == ioas && r.iova >= iova && r.iova - iova <= size && r.size <= size - (r.iova - iova)) {
-        auto mi = st.mappings.find(r.mapping);
-        if (mi != st.mappings.end() && mi->second.dmaMaps > 0) mi->second.dmaMaps--;
-        v[i] = v.back();
-        v.pop_back();
-      } else {
-        i++;
-      }
-    }
-    if (v.empty()) st.dmaMaps.erase(it);
-  }
+  ForgetDmaMaps(st, fd, ioas, iova, size);
   return Napi::Number::New(env, (double)c.length);
 }
 

@@ -291,6 +291,25 @@ Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t len
   return ab;
 }
 
+void ForgetDmaMaps(State& st, int fd, uint32_t ioas, uint64_t iova, uint64_t size) {
+  auto it = st.dmaMaps.find(fd);
+  if (it == st.dmaMaps.end()) return;
+  auto& v = it->second;
+  for (size_t i = 0; i < v.size();) {
+    const DmaMapRecord& r = v[i];
+    // wholly inside, overflow-safe: start at or after iova, and its size within what is left of the range
+    if (r.ioas == ioas && r.iova >= iova && r.iova - iova <= size && r.size <= size - (r.iova - iova)) {
+      auto mi = st.mappings.find(r.mapping);
+      if (mi != st.mappings.end() && mi->second.dmaMaps > 0) mi->second.dmaMaps--;
+      v[i] = v.back();
+      v.pop_back();
+    } else {
+      i++;
+    }
+  }
+  if (v.empty()) st.dmaMaps.erase(it);
+}
+
 uint32_t AddMapping(Napi::Env env, uint8_t* addr, size_t len, bool writable, bool anonymous,
                     Napi::ArrayBuffer* whole) {
   State& st = GetState(env);

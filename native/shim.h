@@ -132,6 +132,13 @@ uint32_t AddMapping(Napi::Env env, uint8_t* addr, size_t len, bool writable, boo
 // A new external ArrayBuffer over [offset, offset+length) of mapping `id`, tracked as a view.
 Napi::ArrayBuffer MakeView(Napi::Env env, uint32_t id, size_t offset, size_t length, uint32_t* viewId);
 
+// After a successful IOMMU unmap of [iova, iova + size) on container/iommufd `fd` (in IO address
+// space `ioas`; 0 for a type1 container): forgets the DMA-map records that lay wholly inside it,
+// releasing their mappings for munmap. Both kernels unmap only whole mappings (a range that
+// splits one fails), so "wholly inside" is exactly what went; a record it does not cover stays
+// and keeps its memory from being unmapped (the safe side).
+void ForgetDmaMaps(State& st, int fd, uint32_t ioas, uint64_t iova, uint64_t size);
+
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitIrq(Napi::Env env, Napi::Object exports);
