@@ -127,7 +127,7 @@ fetch() {
   rm -rf "$tmp"
 }
 
-hash=$(cat "$HERE/shim.h" "$HERE/runner.c" <(echo "$CC $CFLAGS_K $CFLAGS_R") | sha256sum | cut -c1-12)
+hash=$( { cat "$HERE/shim.h" "$HERE/runner.c"; echo "$CC $CFLAGS_K $CFLAGS_R"; } | sha256sum | cut -c1-12)  # no <(…): guests have no /dev/fd
 
 for s in "${series[@]}"; do
   ver="" reason=""
