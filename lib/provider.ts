@@ -39,8 +39,9 @@ export interface Slab {
   /** Provider-private state (fds, IOVA, …). */
   priv?: unknown;
   /**
-   * The slab came back from the slab cache: its memory held earlier chunks, so every chunk
-   * carved from it is zeroed when handed out (fresh mappings are zero already).
+   * The slab sits in the slab cache: its memory held earlier chunks. It is zeroed as a whole when
+   * taken out again (one fill instead of one per chunk), so every chunk carved from it is zero,
+   * as from a fresh mapping.
    */
   dirty?: boolean;
   /** The whole slab as bytes, for zeroing chunks without a view object per chunk (made on first use). */
@@ -218,7 +219,6 @@ export abstract class SlabProvider implements ProviderInfo {
     } else if (footprint >= this.slabSize) {
       const slab = this.newSlab(footprint, footprint);
       chunk = { slab, offset: 0, dma: this.dmaAt(slab, 0), footprint };
-      if (slab.dirty) zeroChunk(chunk);
     } else {
       let slab = cls.slab;
       if (slab === undefined || cls.next + footprint > slab.size) {
@@ -228,8 +228,7 @@ export abstract class SlabProvider implements ProviderInfo {
       }
       const offset = cls.next;
       chunk = { slab, offset, dma: slab.unitDma ? this.dmaAt(slab, offset) : slab.dma + offset, footprint };
-      cls.next = offset + footprint;
-      if (slab.dirty) zeroChunk(chunk); // fresh slab memory is already zero; a cached slab's is not
+      cls.next = offset + footprint; // fresh slab memory is zero, and a cached slab was zeroed when taken out
     }
     chunk.slab.live++;
     chunk.slab.owners[chunk.offset / this.pageSize] = chunk;
@@ -360,7 +359,7 @@ export abstract class SlabProvider implements ProviderInfo {
     for (const slab of emptied) {
       if (this.cachedBytes + slab.size <= this.cacheLimit) {
         // kept mapped (and, for VFIO, IOMMU-mapped) for the next slab of this size; its chunks
-        // left the free lists above, so it is carved afresh — and zeroed chunk by chunk — on reuse
+        // left the free lists above, so it is carved afresh — after a zeroing fill — on reuse
         slab.dirty = true;
         this.cached.push(slab);
         this.cachedBytes += slab.size;
@@ -464,6 +463,9 @@ export abstract class SlabProvider implements ProviderInfo {
     }
     if (pick >= 0) {
       const c = this.cached[pick];
+      // zeroed before anything else: a slab whose fill fails (memory gone) stays in the cache
+      (c.bytes ??= new Uint8Array(c.buffer)).fill(0);
+      c.dirty = false;
       this.cached.splice(pick, 1);
       this.cachedBytes -= size;
       this.counters.slabsReused++;
