@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, formatTable, openKeptDevice, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorKey, formatTable, mergeRounds, openKeptDevice, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
 import { FloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
@@ -59,6 +59,19 @@ describe('bench', () => {
     } finally {
       dev.close();
     }
+  });
+
+  it('rounds: each figure is the median of its rounds\' medians, with the extreme min and max and the runs summed', () => {
+    const t = (size: number, med: number, min: number, max: number) => ({ workload: 'dmapool_test', mode: 'warm' as const, n: 8, size,
+      median_ms: med, min_ms: min, max_ms: max, runs: 3, pages: 0 });
+    const merged = mergeRounds([[t(16, 5, 4, 6), t(64, 9, 8, 10)], [t(16, 7, 6, 9), t(64, 1, 1, 1)], [t(16, 6, 3, 7)]], floorKey);
+    assert.deepEqual(merged.map((r) => [r.size, r.median_ms, r.min_ms, r.max_ms, r.runs]), [[16, 6, 3, 9, 9], [64, 5, 1, 10, 6]]);
+    // through the CLI: --rounds 2 doubles every figure's runs and says so
+    const j = JSON.parse(execFileSync(process.execPath, [CLI, 'bench', '--device', 'sim', '--json', '-n', '3000', '--reps', '2',
+      '--warmups', '0', '--strategies', 'stack', '--workloads', 'seed-alloc', '--no-cold', '--no-dmapool-test', '--rounds', '2'],
+    { encoding: 'utf8' })) as { rounds: number; results: { device: string; runs: number }[] };
+    assert.equal(j.rounds, 2);
+    assert.deepEqual(j.results.map((r) => [r.device, r.runs]), [['kept', 4], ['fresh', 4]]);
   });
 
   it('cold / warm: cold median over the fresh-device and kept warm medians, and JS-only with native time taken out', () => {

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BenchResult } from '../lib/cli/bench';
 import {
-  buildKernelRunners, buildScript, cacheDir, FLOOR, formatKernel, KernelBench, kernelRatios, kernelResults, parseBuildOutput,
+  buildKernelRunners, buildScript, cacheDir, FLOOR, formatKernel, KernelBench, kernelRatios, mergeKernelRounds, kernelResults, parseBuildOutput,
   parseRunnerOutput,
 } from '../lib/cli/kernel-bench';
 import { itIf, requirement, RUNS_IN } from './helpers';
@@ -308,6 +308,13 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.deepEqual(fresh.map((r) => [r.memory, r.ratio]), [['slab', 100 / 12]]);
     assert.deepEqual(Object.keys(ratios[0]), ['strategy', 'workload', 'size', 'kernel', 'memory', 'ours_ms', 'kernel_ms', 'ratio']);
     assert.deepEqual(kernelRatios(mine, k, '6.1'), []);
+    // rounds of the kernel's figures merge per kernel, memory and row; errors once each
+    const kb2 = mergeKernelRounds([{ builds, runs: [], results: k, ratios: [], errors: ['x'] },
+      { builds, runs: [], results: k.map((r) => ({ ...r, median_ms: r.median_ms * 3, runs: 1 })), ratios: [], errors: ['x', 'y'] }]);
+    assert.equal(kb2.results.length, k.length);
+    const a2 = kb2.results.find((r) => r.memory === 'heap' && r.workload === 'seed-alloc')!;
+    assert.deepEqual([a2.median_ms, a2.runs], [18, 4]); // median of 9 and 27; 3 + 1 runs
+    assert.deepEqual(kb2.errors, ['x', 'y']);
     // the JS floor's dmapool_test rows are set beside the kernel's heap rows of the same size and blocks
     const floorRow = (size: number, n: number, ms: number) => ({ workload: 'dmapool_test', mode: 'warm' as const, n, size,
       median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });

@@ -420,6 +420,30 @@ export function coldWarm(results: BenchResult[]): ColdWarm[] {
   return out;
 }
 
+/**
+ * Several rounds of the same figures as one: per figure (same `key`), the median of the rounds'
+ * medians, the lowest min and highest max, the runs summed; the rest from the first round. Rounds
+ * alternate ours and the kernel's runner, so a slow spell of the machine (another process, memory
+ * bandwidth, frequency) lands on both sides instead of on one side's whole figure.
+ */
+export function mergeRounds<T extends TimedResult>(rounds: readonly (readonly T[])[], key: (r: T) => string): T[] {
+  const groups = new Map<string, T[]>();
+  for (const round of rounds)
+    for (const r of round) {
+      const k = key(r);
+      const g = groups.get(k);
+      if (g) g.push(r); else groups.set(k, [r]);
+    }
+  return [...groups.values()].map((g) => ({ ...g[0], median_ms: median(g.map((r) => r.median_ms)),
+    min_ms: Math.min(...g.map((r) => r.min_ms)), max_ms: Math.max(...g.map((r) => r.max_ms)),
+    runs: g.reduce((n, r) => n + r.runs, 0) }));
+}
+
+/** What tells our figures apart (mergeRounds' key for BenchResults). */
+export const benchKey = (r: BenchResult) => [r.strategy, r.workload, r.mode, r.device, r.n, r.size, r.note ?? ''].join('|');
+/** What tells the JS floor's figures apart. */
+export const floorKey = (r: TimedResult) => [r.workload, r.n, r.size].join('|');
+
 /** Runs expected by runBench and runFloor, for a progress bar's total. */
 export function plannedRuns(o: BenchOptions): number {
   let total = 0;

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, median, TimedResult, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, median, mergeRounds, TimedResult, Workload } from './bench';
 
 /** The JS floor's column in the ratio table (lib/cli/js-floor.ts): not a strategy, a ruler. */
 export const FLOOR = 'JS floor';
@@ -230,6 +230,15 @@ export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kerne
     }
   }
   return out;
+}
+
+/** What tells the kernel's figures apart (mergeRounds' key for KernelResults). */
+export const kernelKey = (r: KernelResult) => [r.kernel, r.memory, r.workload, r.n, r.size, r.align ?? '', r.boundary ?? ''].join('|');
+
+/** Several rounds of runKernelBench as one: results merged (mergeRounds), runs of the first round, every distinct error. */
+export function mergeKernelRounds(rounds: readonly KernelBench[]): KernelBench {
+  return { builds: rounds[0].builds, runs: rounds[0].runs, results: mergeRounds(rounds.map((r) => r.results), kernelKey),
+    ratios: [], errors: [...new Set(rounds.flatMap((r) => r.errors))] };
 }
 
 /** Runner invocations planned (for a progress bar). */

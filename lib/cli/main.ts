@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { BENCH_LIMITS, BenchOptions, benchStrategy, checkBenchOptions, formatTable, plannedRuns, runBench, runFloor, runOnce, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+import { BENCH_LIMITS, BenchOptions, benchKey, BenchResult, benchStrategy, checkBenchOptions, floorKey, formatTable, mergeRounds,
+  plannedRuns, runBench, runFloor, runOnce, type TimedResult, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
@@ -16,8 +17,8 @@ import { isKernelOwned, pciInfo } from '../pci';
 import { SysRoot } from '../sysfs';
 import { registerNvmeCommands } from './nvme';
 import { DEFAULT_NS, loadChartLibraries, runScaling, writeScaling } from './scaling';
-import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, KernelBenchOptions, kernelPlannedRuns, kernelRatios,
-  runKernelBench } from './kernel-bench';
+import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, type KernelBench, KernelBenchOptions, kernelPlannedRuns,
+  kernelRatios, mergeKernelRounds, runKernelBench } from './kernel-bench';
 
 // ---- usage errors ----------------------------------------------------------------------------
 // Every argument goes through one of the parsers of ./args (or deviceSpec below); each throws InvalidArgumentError saying
@@ -120,6 +121,8 @@ export function main(argv: string[]): void {
       '~/.cache/dmapool, never shipped) through the same loops, with ratios ours / Linux 6.12 (series: 6.1,6.12)', list(KERNEL_SERIES))
     .option('--kernel-memory <list>', "memory behind the kernel's dma_alloc_coherent: heap (warm, resident glibc heap), " +
       'slab (fresh mmapped + mlocked slabs, like ours), page (one mmap per call)', list(KERNEL_MEMORIES), ['heap', 'slab'])
+    .option('--rounds <n>', 'repeat everything n times, alternating ours and the kernel\'s runner; each figure is the median of its rounds',
+      int(1, 1000), 1)
     .option('--scaling [dir]', 'instead: ns/op vs n (10^3…10^6) per strategy → scaling.csv + scaling.svg in dir (default bench-out)')
     .action(async (o) => {
       if (o.scaling) return scalingCommand(o);
@@ -142,21 +145,30 @@ export function main(argv: string[]): void {
         { log: o.json ? undefined : (l) => process.stderr.write(l + '\n') }) : undefined;
       const kopts: KernelBenchOptions = { memories: o.kernelMemory, workloads: opts.workloads, n: opts.n,
         reps: opts.reps, warmups: opts.warmups, slowReps: opts.linearReps, dmapoolTest: opts.dmapoolTest };
+      const rounds: number = o.rounds;
       if (showProgress) {
         bar = new SingleBar({ format: 'bench [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-        bar.start(plannedRuns(opts) + (builds ? kernelPlannedRuns(builds, kopts) : 0), 0, { label: '' });
+        bar.start(rounds * (plannedRuns(opts) + (builds ? kernelPlannedRuns(builds, kopts) : 0)), 0, { label: '' });
         opts.tick = kopts.tick = (label) => bar!.increment({ label });
       }
-      const results = runBench(opts);
-      const floor = opts.dmapoolTest ? runFloor(opts) : [];
-      const kernel = builds && runKernelBench(builds, kopts);
+      // round by round: ours (a process per strategy), the JS floor, then the kernel's runner
+      const ours: BenchResult[][] = [], floors: TimedResult[][] = [], kernels: KernelBench[] = [];
+      for (let r = 0; r < rounds; r++) {
+        ours.push(runBench(opts));
+        floors.push(opts.dmapoolTest ? runFloor(opts) : []);
+        if (builds) kernels.push(runKernelBench(builds, kopts));
+      }
+      const results = rounds === 1 ? ours[0] : mergeRounds(ours, benchKey);
+      const floor = rounds === 1 ? floors[0] : mergeRounds(floors, floorKey);
+      const kernel = builds && (rounds === 1 ? kernels[0] : mergeKernelRounds(kernels));
       if (kernel) kernel.ratios = kernelRatios(results, kernel.results, undefined, floor);
       bar?.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, results, floor, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, rounds, results, floor, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
       } else {
         const m = machineInfo();
-        process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}\n\n`);
+        process.stdout.write(`machine: ${m.cpu}, ${m.nproc} cores, Node ${m.node}, ${m.date}` +
+          (rounds > 1 ? ` — ${rounds} rounds (ours, then the kernel's runner, alternating); each figure the median of its rounds' medians` : '') + '\n\n');
         process.stdout.write(formatTable(results, floor) + '\n');
         if (kernel) process.stdout.write('\n' + formatKernel(results, kernel) + '\n');
       }
