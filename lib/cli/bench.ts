@@ -208,6 +208,16 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** A figure's timing fields from its runs (ms): the one place ours, the floor's and the kernel's are summarized. */
+export function timing(ms: number[]): Pick<TimedResult, 'median_ms' | 'min_ms' | 'max_ms' | 'runs'> {
+  return { median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: ms.length };
+}
+
+/** Timed and untimed runs of each dmapool_test row (ours, the floor's, the kernel runner's --dt-reps). */
+export function dmapoolTestRuns(o: Pick<BenchOptions, 'reps' | 'warmups'>): { reps: number; warmups: number } {
+  return { reps: Math.max(1, Math.min(o.reps, 3)), warmups: Math.min(o.warmups, DMAPOOL_TEST_WARMUPS) };
+}
+
 export interface BenchOptions {
   provider: string;
   strategies: IndexKind[];
@@ -261,7 +271,7 @@ function summarize(strategy: IndexKind, provider: string, workload: string, mode
   const mid = [...samples].sort((a, b) => a.ms - b.ms)[samples.length >> 1]; // the median run's pages and counters
   return {
     strategy, provider, device, workload, mode, n, size: 128,
-    median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: samples.length,
+    ...timing(ms),
     visits: median(samples.map((s) => s.visits)), pages: mid.pages, counters: mid.counters,
     metadata_bytes_per_page: metadata, ...(note ? { note } : {}),
   };
@@ -361,14 +371,13 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       try {
         for (const row of DMAPOOL_TEST_ROWS) {
           const us: number[] = [];
-          const n = strategy === 'linear' ? 1 : Math.max(1, Math.min(o.reps, 3));
-          const w = strategy === 'linear' ? 0 : Math.min(o.warmups, DMAPOOL_TEST_WARMUPS);
+          const { reps: n, warmups: w } = strategy === 'linear' ? { reps: 1, warmups: 0 } : dmapoolTestRuns(o);
           for (let i = 0; i < w; i++) dmapoolTest(o.provider, strategy, row, dev);
           for (let i = 0; i < n; i++) us.push(dmapoolTest(o.provider, strategy, row, dev));
           const ms = us.map((u) => u / 1000);
           results.push({
             strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
-            median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: n, visits: 0, pages: 0,
+            ...timing(ms), visits: 0, pages: 0,
             counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0, nativeMs: 0 },
             metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
           });
@@ -389,12 +398,11 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
 export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): TimedResult[] {
   const out: TimedResult[] = [];
   for (const [size, , , blocks] of DMAPOOL_TEST_ROWS) {
-    const w = Math.min(o.warmups, DMAPOOL_TEST_WARMUPS), n = Math.max(1, Math.min(o.reps, 3));
+    const { reps: n, warmups: w } = dmapoolTestRuns(o);
     for (let i = 0; i < w; i++) floorDmapoolTest(size, blocks);
     const ms: number[] = [];
     for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(size, blocks));
-    out.push({ workload: 'dmapool_test', mode: 'warm', n: blocks, size, median_ms: median(ms), min_ms: Math.min(...ms),
-      max_ms: Math.max(...ms), runs: n, pages: 0 });
+    out.push({ workload: 'dmapool_test', mode: 'warm', n: blocks, size, ...timing(ms), pages: 0 });
     o.tick?.(`JS floor dmapool_test ${size}`);
   }
   return out;

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, median, mergeRounds, TimedResult, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, mergeRounds, TimedResult, timing, Workload } from './bench';
 
 /** The JS floor's column in the ratio table (lib/cli/js-floor.ts): not a strategy, a ruler. */
 export const FLOOR = 'JS floor';
@@ -170,20 +170,17 @@ export function parseRunnerOutput(json: string): KernelRunnerOutput {
   return j;
 }
 
-function stats(ms: number[]) {
-  return { median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs: ms.length };
-}
 
 /** A runner's output as KernelResults (seed workloads, then dmapool_test rows). */
 export function kernelResults(series: string, version: string, o: KernelRunnerOutput): KernelResult[] {
   const out: KernelResult[] = [];
   for (const r of o.results)
     out.push({ kernel: series, version, memory: o.memory, workload: r.workload, mode: 'warm', n: o.n, size: o.size,
-      ...stats(r.runs_ms), pages: o.pages });
+      ...timing(r.runs_ms), pages: o.pages });
   for (const d of o.dmapool_test) {
     if (!d.runs_us.length) continue;
     out.push({ kernel: series, version, memory: o.memory, workload: 'dmapool_test', mode: 'warm', n: d.blocks, size: d.size,
-      ...stats(d.runs_us.map((u) => u / 1000)), pages: 0, align: d.align, boundary: d.boundary, source: o.dmapool_test_source });
+      ...timing(d.runs_us.map((u) => u / 1000)), pages: 0, align: d.align, boundary: d.boundary, source: o.dmapool_test_source });
   }
   return out;
 }
@@ -258,7 +255,7 @@ export function runKernelBench(builds: KernelBuild[], o: KernelBenchOptions): Ke
       const args = ['--memory', memory, '--n', String(o.n), '--size', '128',
         '--reps', String(Math.max(1, slow ? o.slowReps : o.reps)), '--warmups', String(slow ? 0 : o.warmups)];
       if (workloads.length) args.push('--workloads', workloads.join(','));
-      if (o.dmapoolTest) args.push('--dmapool-test', '--dt-reps', String(slow ? 1 : Math.max(1, Math.min(o.reps, 3))));
+      if (o.dmapoolTest) args.push('--dmapool-test', '--dt-reps', String(slow ? 1 : dmapoolTestRuns(o).reps));
       if (!workloads.length && !o.dmapoolTest) continue;
       try {
         const json = execFileSync(b.runner, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 30 * 60_000,

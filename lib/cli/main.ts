@@ -158,9 +158,10 @@ export function main(argv: string[]): void {
         floors.push(opts.dmapoolTest ? runFloor(opts) : []);
         if (builds) kernels.push(runKernelBench(builds, kopts));
       }
-      const results = rounds === 1 ? ours[0] : mergeRounds(ours, benchKey);
-      const floor = rounds === 1 ? floors[0] : mergeRounds(floors, floorKey);
-      const kernel = builds && (rounds === 1 ? kernels[0] : mergeKernelRounds(kernels));
+      // one round merges to itself
+      const results = mergeRounds(ours, benchKey);
+      const floor = mergeRounds(floors, floorKey);
+      const kernel = builds && mergeKernelRounds(kernels);
       if (kernel) kernel.ratios = kernelRatios(results, kernel.results, undefined, floor);
       bar?.stop();
       if (o.json) {
