@@ -5,6 +5,7 @@
  * validates every free (double free, foreign or misaligned address) in every mode, so the
  * stack strategy finds the owning page with the same red-black tree the seed uses.
  */
+import { isPow2 } from '../pow2';
 import { RbTree } from './rbtree';
 import type { PageIndex } from './page-index';
 import { Link, PageTable } from './pages';
@@ -18,7 +19,7 @@ export class StackIndex implements PageIndex {
   private readonly bppShift: number;
   constructor(private readonly pages: PageTable) {
     const bpp = pages.blocksPerPage;
-    this.bppShift = (bpp & (bpp - 1)) === 0 ? 31 - Math.clz32(bpp) : -1;
+    this.bppShift = isPow2(bpp) ? Math.log2(bpp) : -1;
   }
 
   get visits(): number {
