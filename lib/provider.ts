@@ -88,6 +88,14 @@ export interface ProviderCounters {
   nativeMs: number;
 }
 
+/** Counters at zero: a fresh provider's, and a figure's that made no provider call. */
+export function noCounters(): ProviderCounters {
+  return {
+    nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0,
+    slabsReused: 0, nativeMs: 0,
+  };
+}
+
 /** Device.sync(): CPU access begins or ends. */
 export type SyncPhase = 'begin' | 'end';
 /** Device.sync(): what the CPU does in between (read what the device wrote, write for the device, both). */
@@ -143,10 +151,7 @@ export abstract class SlabProvider implements ProviderInfo {
   abstract readonly description: string;
   readonly pageSize: number;
   readonly slabSize: number;
-  readonly counters: ProviderCounters = {
-    nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0,
-    slabsReused: 0, nativeMs: 0,
-  };
+  readonly counters: ProviderCounters = noCounters();
   private slabs = new Map<number, Slab>();
   private nextSlabId = 1;
   /** Per footprint: released chunks ready for reuse and the slab being carved (see SizeClass). */

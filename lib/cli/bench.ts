@@ -9,7 +9,7 @@ import type { DmaPool } from '../pool';
 import { DmaPoolError } from '../errors';
 import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
-import type { ProviderCounters } from '../provider';
+import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
 import { floorDmapoolTest } from './js-floor';
 
@@ -378,7 +378,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           results.push({
             strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
             ...timing(ms), visits: 0, pages: 0,
-            counters: { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0, nativeMs: 0 },
+            counters: noCounters(),
             metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
           });
           o.tick?.(`${strategy} dmapool_test ${row[0]}`);
