@@ -27,7 +27,7 @@ export interface Slab {
   dma: number;
   size: number;
   unit: number;
-  unitDma?: Float64Array;
+  unitDma: Float64Array | undefined;
   /** Chunks handed out and not yet released. */
   live: number;
   /**
@@ -37,15 +37,15 @@ export interface Slab {
    */
   owners: (Chunk | undefined)[];
   /** Provider-private state (fds, IOVA, …). */
-  priv?: unknown;
+  priv: unknown;
   /**
    * The slab sits in the slab cache: its memory held earlier chunks. It is zeroed as a whole when
    * taken out again (one fill instead of one per chunk), so every chunk carved from it is zero,
    * as from a fresh mapping.
    */
-  dirty?: boolean;
-  /** The whole slab as bytes, for zeroing chunks without a view object per chunk (made on first use). */
-  bytes?: Uint8Array;
+  dirty: boolean;
+  /** The whole slab as bytes, for zeroing chunks without a view object per chunk. */
+  bytes: Uint8Array;
 }
 
 /** What mapSlab returns. Omit `unit`/`unitDma` for a slab that is DMA-contiguous as a whole. */
@@ -138,7 +138,7 @@ export interface ChunkView {
 /** Zeroes a chunk's bytes (dma_alloc_coherent memory is zeroed) through its slab's one byte view. */
 function zeroChunk(c: Chunk): void {
   const s = c.slab;
-  (s.bytes ??= new Uint8Array(s.buffer)).fill(0, c.offset, c.offset + c.footprint);
+  s.bytes.fill(0, c.offset, c.offset + c.footprint);
 }
 
 /**
@@ -469,7 +469,7 @@ export abstract class SlabProvider implements ProviderInfo {
     if (pick >= 0) {
       const c = this.cached[pick];
       // zeroed before anything else: a slab whose fill fails (memory gone) stays in the cache
-      (c.bytes ??= new Uint8Array(c.buffer)).fill(0);
+      c.bytes.fill(0);
       c.dirty = false;
       this.cached.splice(pick, 1);
       this.cachedBytes -= size;
@@ -477,9 +477,11 @@ export abstract class SlabProvider implements ProviderInfo {
       return c;
     }
     const m = this.tally(() => this.mapSlab(size, align));
+    // every field from the start, in one order: all slabs share one hidden class, so the hot paths
+    // that read them (allocChunk, isLive, release) never meet a second shape and deoptimize
     const slab: Slab = {
-      id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, live: 0, owners: [],
-      unit: m.unit ?? size, ...(m.unitDma ? { unitDma: m.unitDma } : {}), ...(m.priv !== undefined ? { priv: m.priv } : {}),
+      id: this.nextSlabId++, mapping: m.mapping, buffer: m.buffer, dma: m.dma, size, unit: m.unit ?? size,
+      unitDma: m.unitDma, live: 0, owners: [], priv: m.priv, dirty: false, bytes: new Uint8Array(m.buffer),
     };
     this.slabs.set(slab.id, slab);
     this.counters.slabsMapped++;

@@ -227,7 +227,7 @@ class ChunkDouble implements ChunkSource {
     else if (this.misalignNext) { dma += 512; this.misalignNext = false; }
     this.lastDma = dma;
     const buffer = new ArrayBuffer(footprint);
-    const slab: Slab = { id: this.slabId++, buffer, dma, size: footprint, unit: footprint, live: 1, mapping: 0, owners: [] };
+    const slab: Slab = { id: this.slabId++, buffer, dma, size: footprint, unit: footprint, unitDma: undefined, live: 1, mapping: 0, owners: [], priv: undefined, dirty: false, bytes: new Uint8Array(buffer) };
     const chunk: Chunk = { slab, offset: 0, dma, footprint };
     this.live.add(chunk);
     return chunk;
