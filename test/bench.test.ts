@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorKey, formatTable, mergeRounds, openKeptDevice, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
-import { FloorPool } from '../lib/cli/js-floor';
+import { CheckedFloorPool, FloorPool, FLOORS } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
 
@@ -28,15 +28,29 @@ describe('bench', () => {
     assert.ok((warm.min_ms as number) <= (warm.median_ms as number) && (warm.median_ms as number) <= (warm.max_ms as number));
   });
 
-  it('the JS floor is a working block stack (a ruler that does the work it claims), one figure per dmapool_test row', () => {
-    const f = new FloorPool(64, 16, 2 ** 32);
-    const got = Array.from({ length: 64 }, () => f.alloc());
-    assert.equal(new Set(got).size, 64);
-    assert.ok(got.every((d) => d >= 2 ** 32 && d < 2 ** 32 + 64 * 16 && (d - 2 ** 32) % 16 === 0));
-    for (const d of got.slice(0, 10)) f.free(d);
-    assert.deepEqual(Array.from({ length: 10 }, () => f.alloc()).sort(), got.slice(0, 10).sort(), 'freed blocks come back');
+  it('the JS floors are working block stacks (rulers that do the work they claim), one figure per floor and dmapool_test row', () => {
+    for (const [Pool, size] of [[FloorPool, 16], [CheckedFloorPool, 16], [FloorPool, 96], [CheckedFloorPool, 96]] as const) {
+      const f = new Pool(64, size, 2 ** 32);
+      const got = Array.from({ length: 64 }, () => f.alloc());
+      assert.equal(new Set(got).size, 64);
+      assert.ok(got.every((d) => d >= 2 ** 32 && d < 2 ** 32 + 64 * size && (d - 2 ** 32) % size === 0), `${Pool.name} ${size}`);
+      for (const d of got.slice(0, 10)) f.free(d);
+      assert.deepEqual(Array.from({ length: 10 }, () => f.alloc()).sort(), got.slice(0, 10).sort(), 'freed blocks come back');
+    }
+    // the checked floor refuses what a safe pool refuses, and runs out instead of handing out garbage
+    const c = new CheckedFloorPool(4, 16, 2 ** 32);
+    const a = [c.alloc(), c.alloc()];
+    assert.throws(() => c.free(a[0] + 8), /not a block start/);
+    assert.throws(() => c.free(2 ** 32 + 64), /not this pool/);
+    assert.throws(() => c.free(2 ** 32 - 16), /not this pool/);
+    assert.throws(() => c.free(NaN), /not this pool/);
+    c.free(a[0]);
+    assert.throws(() => c.free(a[0]), /already free/);
+    c.alloc(); c.alloc(); c.alloc();
+    assert.throws(() => c.alloc(), /no free block/);
     const rows = runFloor({ reps: 1, warmups: 0 });
-    assert.deepEqual(rows.map((r) => [r.size, r.n]), DMAPOOL_TEST_ROWS.map(([size, , , blocks]) => [size, blocks]));
+    assert.deepEqual(rows.map((r) => [r.floor, r.size, r.n]),
+      FLOORS.flatMap((fl) => DMAPOOL_TEST_ROWS.map(([size, , , blocks]) => [fl, size, blocks])));
     assert.ok(rows.every((r) => r.median_ms > 0 && r.runs === 1));
   });
 
@@ -62,10 +76,14 @@ describe('bench', () => {
   });
 
   it('rounds: each figure is the median of its rounds\' medians, with the extreme min and max and the runs summed', () => {
-    const t = (size: number, med: number, min: number, max: number) => ({ workload: 'dmapool_test', mode: 'warm' as const, n: 8, size,
-      median_ms: med, min_ms: min, max_ms: max, runs: 3, pages: 0 });
-    const merged = mergeRounds([[t(16, 5, 4, 6), t(64, 9, 8, 10)], [t(16, 7, 6, 9), t(64, 1, 1, 1)], [t(16, 6, 3, 7)]], floorKey);
-    assert.deepEqual(merged.map((r) => [r.size, r.median_ms, r.min_ms, r.max_ms, r.runs]), [[16, 6, 3, 9, 9], [64, 5, 1, 10, 6]]);
+    // pages stands for every field beside the timing (counters, visits): it comes from the median round
+    const t = (size: number, med: number, min: number, max: number, pages = 0) => ({ floor: 'JS floor' as const,
+      workload: 'dmapool_test', mode: 'warm' as const, n: 8, size, median_ms: med, min_ms: min, max_ms: max, runs: 3, pages });
+    const merged = mergeRounds([[t(16, 5, 4, 6, 1), t(64, 9, 8, 10, 1)], [t(16, 7, 6, 9, 2), t(64, 1, 1, 1, 2)], [t(16, 6, 3, 7, 3)]], floorKey);
+    assert.deepEqual(merged.map((r) => [r.size, r.median_ms, r.min_ms, r.max_ms, r.runs, r.pages]),
+      [[16, 6, 3, 9, 9, 3], [64, 5, 1, 10, 6, 2]]);
+    // the two floors are figures of their own
+    assert.equal(mergeRounds([[t(16, 5, 4, 6), { ...t(16, 7, 6, 8), floor: 'checked floor' as const }]], floorKey).length, 2);
     // through the CLI: --rounds 2 doubles every figure's runs and says so
     const j = JSON.parse(execFileSync(process.execPath, [CLI, 'bench', '--device', 'sim', '--json', '-n', '3000', '--reps', '2',
       '--warmups', '0', '--strategies', 'stack', '--workloads', 'seed-alloc', '--no-cold', '--no-dmapool-test', '--rounds', '2'],

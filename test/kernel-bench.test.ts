@@ -11,8 +11,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BenchResult } from '../lib/cli/bench';
+import { FLOORS, type FloorKind } from '../lib/cli/js-floor';
 import {
-  buildKernelRunners, buildScript, cacheDir, FLOOR, formatKernel, KernelBench, kernelRatios, mergeKernelRounds, kernelResults, parseBuildOutput,
+  buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, kernelRatios, mergeKernelRounds, kernelResults, parseBuildOutput,
   parseRunnerOutput,
 } from '../lib/cli/kernel-bench';
 import { itIf, requirement, RUNS_IN } from './helpers';
@@ -316,13 +317,16 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.deepEqual([a2.median_ms, a2.runs], [18, 4]); // median of 9 and 27; 3 + 1 runs
     assert.deepEqual(kb2.errors, ['x', 'y']);
     // the JS floor's dmapool_test rows are set beside the kernel's heap rows of the same size and blocks
-    const floorRow = (size: number, n: number, ms: number) => ({ workload: 'dmapool_test', mode: 'warm' as const, n, size,
-      median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });
-    const withFloor = kernelRatios(mine, k, undefined, [floorRow(68, 8192, 2), floorRow(68, 1024, 1), floorRow(16, 8192, 1)]);
-    assert.deepEqual(withFloor.filter((r) => r.strategy === FLOOR).map((r) => [r.size, r.memory, r.ratio]), [[68, 'heap', 0.25]]);
-    assert.equal(withFloor.length, ratios.length + 1);
-    assert.match(formatKernel(mine, { builds, runs: [], results: k, ratios: withFloor, errors: [] }),
-      /dmapool_test 68\s+heap\s+0\.50\s+—\s+0\.25/);
+    const floorRow = (size: number, n: number, ms: number, floor: FloorKind = 'JS floor') => ({ floor, workload: 'dmapool_test',
+      mode: 'warm' as const, n, size, median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });
+    const withFloor = kernelRatios(mine, k, undefined,
+      [floorRow(68, 8192, 2), floorRow(68, 1024, 1), floorRow(16, 8192, 1), floorRow(68, 8192, 4, 'checked floor')]);
+    assert.deepEqual(withFloor.filter((r) => FLOORS.includes(r.strategy as FloorKind)).map((r) => [r.strategy, r.size, r.memory, r.ratio]),
+      [['JS floor', 68, 'heap', 0.25], ['checked floor', 68, 'heap', 0.5]]);
+    assert.equal(withFloor.length, ratios.length + 2);
+    const withFloorText = formatKernel(mine, { builds, runs: [], results: k, ratios: withFloor, errors: [] });
+    assert.match(withFloorText, /dmapool_test 68\s+heap\s+0\.50\s+—\s+0\.25\s+0\.50/);
+    assert.match(withFloorText, /checked floor: the same stack, each free checked/);
 
     const kb: KernelBench = { builds, runs: [], results: k, ratios, errors: ['Linux 6.1 mm/dmapool.c not measured: offline'] };
     const text = formatKernel(mine, kb);

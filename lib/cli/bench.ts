@@ -11,7 +11,7 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
-import { floorDmapoolTest } from './js-floor';
+import { FLOORS, floorDmapoolTest, type FloorKind } from './js-floor';
 
 export const SEED_N = 373959;
 /** The strategies the bench runs by default: every page index. */
@@ -84,6 +84,34 @@ function addressArray(n: number): Float64Array {
   return addresses;
 }
 
+// The workloads' loops are functions of their own, as a driver's are: mpt3sas allocates its chain
+// pool in _base_allocate_chain_dma_pool() and frees it in _base_release_memory_pools(), and the
+// kernel runner calls one C function per loop. V8 then optimizes each loop as a small function
+// (pool.alloc()/free() inlined into it) instead of one on-stack replacement of the whole run,
+// whose inlining budget the other loops would share.
+function allocLoop(pool: DmaPool, dma: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) dma[i] = pool.alloc();
+}
+
+function freeLoop(pool: DmaPool, dma: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) pool.free(dma[i]);
+}
+
+/** Churn: n random alloc-or-free operations (ops[i] < 0.5: alloc while below n) from `live` allocated; returns the live count. */
+function churnLoop(pool: DmaPool, dma: Float64Array, ops: Float64Array, n: number, live: number): number {
+  for (let i = 0; i < n; i++) {
+    const r = ops[i];
+    if (r < 0.5 && live < n) {
+      dma[live++] = pool.alloc();
+    } else if (live > 0) {
+      const j = Math.floor(r * 2 * live) % live;
+      pool.free(dma[j]);
+      dma[j] = dma[--live];
+    }
+  }
+  return live;
+}
+
 /**
  * One run of a workload: returns the timed samples. 'seed' runs produce both seed-alloc and
  * seed-free from the same pool, like the seed's modprobe/rmmod pair. With `kept`, the run uses
@@ -101,7 +129,7 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
     const c0 = { ...pc };
     const t0 = now();
     const pool = dev.createPool('chain pool', size, { index: strategy });
-    for (let i = 0; i < n; i++) dma[i] = pool.alloc();
+    allocLoop(pool, dma, n);
     const t1 = now();
     const c1 = { ...pc };
     const v1 = pool.index.visits;
@@ -109,7 +137,7 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
     const out: Partial<Record<Workload, RunSample>> = {};
     if (workload === 'seed-alloc' || workload === 'seed-free') {
       out['seed-alloc'] = { ms: t1 - t0, visits: v1, counters: diff(c0, c1), pages };
-      for (let i = 0; i < n; i++) pool.free(dma[i]);
+      freeLoop(pool, dma, n);
       pool.destroy();
       const t2 = now();
       out['seed-free'] = { ms: t2 - t1, visits: pool.index.visits - v1, counters: diff(c1, pc), pages };
@@ -117,7 +145,7 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
       if (workload === 'free-reverse') dma.reverse(); else shuffle(dma, rng(12345));
       const c2 = { ...pc };
       const t2 = now();
-      for (let i = 0; i < n; i++) pool.free(dma[i]);
+      freeLoop(pool, dma, n);
       pool.destroy();
       const t3 = now();
       out[workload] = { ms: t3 - t2, visits: pool.index.visits - v1, counters: diff(c2, pc), pages };
@@ -133,16 +161,7 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
       for (let i = 0; i < n; i++) ops[i] = rand();
       const c2 = { ...pc };
       const t2 = now();
-      for (let i = 0; i < n; i++) {
-        const r = ops[i];
-        if (r < 0.5 && live < n) {
-          dma[live++] = pool.alloc();
-        } else if (live > 0) {
-          const j = Math.floor(r * 2 * live) % live;
-          pool.free(dma[j]);
-          dma[j] = dma[--live];
-        }
-      }
+      live = churnLoop(pool, dma, ops, n, live);
       const t3 = now();
       const res = { ms: t3 - t2, visits: pool.index.visits - v1, counters: diff(c2, pc), pages: pool.stats.pages };
       for (let i = 0; i < live; i++) pool.free(dma[i]);
@@ -170,14 +189,6 @@ export const DMAPOOL_TEST_ROWS: [number, number, number, number][] = [
   [1024, 1024, 0, 2048], [4096, 4096, 0, 1024], [68, 32, 4096, 8192],
 ];
 
-/** mm/dmapool_test.c's inner loops are functions of their own (dmapool_test_alloc/free): so are ours, optimized as functions, not by on-stack replacement of one big loop. */
-function dmapoolTestAlloc(pool: DmaPool, dma: Float64Array): void {
-  for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
-}
-
-function dmapoolTestFree(pool: DmaPool, dma: Float64Array): void {
-  for (let i = 0; i < dma.length; i++) pool.free(dma[i]);
-}
 
 /**
  * dmapool_test: 100 iterations of allocate-all then free-all; returns µs as the kernel prints.
@@ -191,8 +202,9 @@ export function dmapoolTest(provider: string, strategy: IndexKind, row: [number,
     const dma = new Float64Array(blocks);
     const t0 = now();
     for (let it = 0; it < 100; it++) {
-      dmapoolTestAlloc(pool, dma);
-      dmapoolTestFree(pool, dma);
+      // mm/dmapool_test.c's dmapool_test_alloc(): one loop allocating all, one freeing all
+      allocLoop(pool, dma, blocks);
+      freeLoop(pool, dma, blocks);
     }
     const us = (now() - t0) * 1000;
     pool.destroy();
@@ -391,19 +403,34 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
   return results;
 }
 
+/** One line per floor: what the ruler is (js-floor.ts says why). */
+export const FLOOR_LABELS: Record<FloorKind, string> = {
+  'JS floor': 'bare Int32Array block stack, integer address arithmetic, no checks',
+  'checked floor': 'the same stack, each free checked (in the pool, a block start, allocated)',
+};
+
+/** A floor's dmapool_test figure (see js-floor.ts): which ruler measured it. */
+export interface FloorResult extends TimedResult {
+  floor: FloorKind;
+}
+
 /**
- * The JS floor's dmapool_test rows (see js-floor.ts), measured like ours: each row warmed up, then
- * the median of its timed runs, in this process after ours.
+ * The JS floors' dmapool_test rows (see js-floor.ts), measured like ours: each row warmed up, then
+ * the median of its timed runs, in this process after ours. Blocks are the row's size rounded up
+ * to its alignment, as dma_pool_create() rounds them.
  */
-export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): TimedResult[] {
-  const out: TimedResult[] = [];
-  for (const [size, , , blocks] of DMAPOOL_TEST_ROWS) {
-    const { reps: n, warmups: w } = dmapoolTestRuns(o);
-    for (let i = 0; i < w; i++) floorDmapoolTest(size, blocks);
-    const ms: number[] = [];
-    for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(size, blocks));
-    out.push({ workload: 'dmapool_test', mode: 'warm', n: blocks, size, ...timing(ms), pages: 0 });
-    o.tick?.(`JS floor dmapool_test ${size}`);
+export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): FloorResult[] {
+  const out: FloorResult[] = [];
+  for (const floor of FLOORS) {
+    for (const [size, align, , blocks] of DMAPOOL_TEST_ROWS) {
+      const blockSize = Math.ceil(size / align) * align;
+      const { reps: n, warmups: w } = dmapoolTestRuns(o);
+      for (let i = 0; i < w; i++) floorDmapoolTest(floor, blockSize, blocks);
+      const ms: number[] = [];
+      for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(floor, blockSize, blocks));
+      out.push({ floor, workload: 'dmapool_test', mode: 'warm', n: blocks, size, ...timing(ms), pages: 0 });
+      o.tick?.(`${floor} dmapool_test ${size}`);
+    }
   }
   return out;
 }
@@ -440,9 +467,12 @@ export function coldWarm(results: BenchResult[]): ColdWarm[] {
 
 /**
  * Several rounds of the same figures as one: per figure (same `key`), the median of the rounds'
- * medians, the lowest min and highest max, the runs summed; the rest from the first round. Rounds
- * alternate ours and the kernel's runner, so a slow spell of the machine (another process, memory
- * bandwidth, frequency) lands on both sides instead of on one side's whole figure.
+ * medians, the lowest min and highest max, the runs summed; the rest (pages, counters, visits)
+ * from the median round — the round whose median is the merged one (the lower of the middle two
+ * for an even count) — so a figure's time and its counters (nativeMs, which the cold/warm JS
+ * ratio subtracts) always come from the same runs. Rounds alternate ours and the kernel's
+ * runner, so a slow spell of the machine (another process, memory bandwidth, frequency) lands on
+ * both sides instead of on one side's whole figure.
  */
 export function mergeRounds<T extends TimedResult>(rounds: readonly (readonly T[])[], key: (r: T) => string): T[] {
   const groups = new Map<string, T[]>();
@@ -452,15 +482,18 @@ export function mergeRounds<T extends TimedResult>(rounds: readonly (readonly T[
       const g = groups.get(k);
       if (g) g.push(r); else groups.set(k, [r]);
     }
-  return [...groups.values()].map((g) => ({ ...g[0], median_ms: median(g.map((r) => r.median_ms)),
-    min_ms: Math.min(...g.map((r) => r.min_ms)), max_ms: Math.max(...g.map((r) => r.max_ms)),
-    runs: g.reduce((n, r) => n + r.runs, 0) }));
+  return [...groups.values()].map((g) => {
+    const mid = [...g].sort((a, b) => a.median_ms - b.median_ms)[(g.length - 1) >> 1];
+    return { ...mid, median_ms: median(g.map((r) => r.median_ms)),
+      min_ms: Math.min(...g.map((r) => r.min_ms)), max_ms: Math.max(...g.map((r) => r.max_ms)),
+      runs: g.reduce((n, r) => n + r.runs, 0) };
+  });
 }
 
 /** What tells our figures apart (mergeRounds' key for BenchResults). */
 export const benchKey = (r: BenchResult) => [r.strategy, r.workload, r.mode, r.device, r.n, r.size, r.note ?? ''].join('|');
-/** What tells the JS floor's figures apart. */
-export const floorKey = (r: TimedResult) => [r.workload, r.n, r.size].join('|');
+/** What tells the JS floors' figures apart. */
+export const floorKey = (r: FloorResult) => [r.floor, r.workload, r.n, r.size].join('|');
 
 /** Runs expected by runBench and runFloor, for a progress bar's total. */
 export function plannedRuns(o: BenchOptions): number {
@@ -473,7 +506,7 @@ export function plannedRuns(o: BenchOptions): number {
     if (s !== 'linear' && groups.has('seed-alloc')) total += o.reps; // the fresh-device seed runs
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
-  if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length; // the JS floor's rows
+  if (o.dmapoolTest) total += FLOORS.length * DMAPOOL_TEST_ROWS.length; // the JS floors' rows
   return total;
 }
 
@@ -484,7 +517,7 @@ function fmt(ms: number): string {
 }
 
 /** The human table: one block per workload and mode, speed-up over linear, seed ratios beside. */
-export function formatTable(results: BenchResult[], floor: TimedResult[] = []): string {
+export function formatTable(results: BenchResult[], floor: FloorResult[] = []): string {
   const lines: string[] = [];
   const keys = [...new Set(results.filter((r) => r.workload !== 'dmapool_test').map((r) => `${r.workload}|${r.mode}|${r.device}`))];
   for (const key of keys) {
@@ -540,7 +573,7 @@ export function formatTable(results: BenchResult[], floor: TimedResult[] = []): 
     }
     for (const f of floor)
       lines.push(`  dmapool_test: size:${String(f.size).padEnd(4)} blocks:${String(f.n).padEnd(4)} time:${Math.round(f.median_ms * 1000)}  ` +
-        '(JS floor: bare Int32Array block stack, no checks)');
+        `(${f.floor}: ${FLOOR_LABELS[f.floor]})`);
     lines.push('');
   }
   const meta = [...new Map(results.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];

@@ -15,10 +15,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, mergeRounds, TimedResult, timing, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
+import { FLOORS } from './js-floor';
 
-/** The JS floor's column in the ratio table (lib/cli/js-floor.ts): not a strategy, a ruler. */
-export const FLOOR = 'JS floor';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
@@ -202,18 +201,18 @@ export function oursDeviceFor(memory: KernelMemory): BenchDevice {
 
 /**
  * ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant
- * (like for like: oursDeviceFor); and the JS floor's dmapool_test rows ÷ the kernel's on warm heap
- * (strategy FLOOR).
+ * (like for like: oursDeviceFor); and the JS floors' dmapool_test rows ÷ the kernel's on warm heap
+ * (strategy: the floor's name, FLOORS).
  */
 export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kernel: string = RATIO_KERNEL,
-  floor: TimedResult[] = []): KernelRatio[] {
+  floor: FloorResult[] = []): KernelRatio[] {
   const out: KernelRatio[] = [];
   for (const k of kernels) {
     if (k.kernel !== kernel) continue;
     if (k.workload === 'dmapool_test' && k.memory === 'heap') {
-      const f = floor.find((x) => x.size === k.size && x.n === k.n);
-      if (f) out.push({ strategy: FLOOR, workload: k.workload, size: k.size, kernel, memory: k.memory,
-        ours_ms: f.median_ms, kernel_ms: k.median_ms, ratio: f.median_ms / k.median_ms });
+      for (const f of floor.filter((x) => x.size === k.size && x.n === k.n))
+        out.push({ strategy: f.floor, workload: k.workload, size: k.size, kernel, memory: k.memory,
+          ours_ms: f.median_ms, kernel_ms: k.median_ms, ratio: f.median_ms / k.median_ms });
     }
     for (const r of ours) {
       if (r.mode !== 'warm' || r.workload !== k.workload || (r.device ?? 'kept') !== oursDeviceFor(k.memory)) continue;
@@ -368,9 +367,10 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     const strategies = [...new Set(kb.ratios.map((r) => r.strategy))];
     lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast; ` +
       'vs heap: our kept device; vs slab/page: our fresh device)');
-    if (strategies.includes(FLOOR))
-      lines.push(`  ${FLOOR}: a bare Int32Array block stack in JS with no checks (lib/cli/js-floor.ts), the same loops: ` +
-        `what this V8 spends per call before any pool work — a JS pool's ratio cannot go below it`);
+    for (const f of FLOORS.filter((x) => strategies.includes(x)))
+      lines.push(`  ${f}: ${FLOOR_LABELS[f]} (lib/cli/js-floor.ts), the same loops — ` +
+        (f === 'JS floor' ? 'what this V8 spends per call before any pool work: no JS pool\'s ratio goes below it'
+          : 'what a pool that refuses bad frees spends at least: no safe JS pool\'s ratio goes below it'));
     lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(9)).join('')}`);
     const rowMems = [...new Set(kb.ratios.map((r) => r.memory))];
     const keys = [...new Set(kb.ratios.map((r) => `${r.workload}|${r.size}`))].flatMap((k) => rowMems.map((m) => `${k}|${m}`));

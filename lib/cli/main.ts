@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { BENCH_LIMITS, BenchOptions, benchKey, BenchResult, benchStrategy, checkBenchOptions, floorKey, formatTable, mergeRounds,
-  plannedRuns, runBench, runFloor, runOnce, type TimedResult, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+  plannedRuns, runBench, runFloor, runOnce, type FloorResult, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
@@ -151,8 +151,8 @@ export function main(argv: string[]): void {
         bar.start(rounds * (plannedRuns(opts) + (builds ? kernelPlannedRuns(builds, kopts) : 0)), 0, { label: '' });
         opts.tick = kopts.tick = (label) => bar!.increment({ label });
       }
-      // round by round: ours (a process per strategy), the JS floor, then the kernel's runner
-      const ours: BenchResult[][] = [], floors: TimedResult[][] = [], kernels: KernelBench[] = [];
+      // round by round: ours (a process per strategy), the JS floors, then the kernel's runner
+      const ours: BenchResult[][] = [], floors: FloorResult[][] = [], kernels: KernelBench[] = [];
       for (let r = 0; r < rounds; r++) {
         ours.push(runBench(opts));
         floors.push(opts.dmapoolTest ? runFloor(opts) : []);
