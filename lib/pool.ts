@@ -388,7 +388,8 @@ export class DmaPool {
     let off = dma - pages.dma[p];
     // false for NaN; p may be past count after a page was taken back (removeLast)
     if (!(off >= 0 && off < this.hintSpan && p < pages.count)) {
-      p = this.pageOf(dma, p, op);
+      pages.probe = dma; // the address goes to pageOf and the index unboxed (see PageTable.probe)
+      p = this.pageOf(p, op);
       this.hint = p;
       off = dma - pages.dma[p];
     }
@@ -409,19 +410,20 @@ export class DmaPool {
   }
 
   /**
-   * The page holding `dma` when the hinted page `hint` does not: the page after it first (frees
-   * in allocation order walk the pages in order), by the same exact range check, then the index.
-   * Throws EFAULT when no page holds it.
+   * The page holding the address in pages.probe when the hinted page `hint` does not: the page
+   * after it first (frees in allocation order walk the pages in order), by the same exact range
+   * check, then the index. Throws EFAULT when no page holds it.
    */
-  private pageOf(dma: number, hint: number, op: string): number {
+  private pageOf(hint: number, op: string): number {
     const pages = this.pages;
+    const dma = pages.probe;
     const q = hint + 1;
     if (q < pages.count) {
       const off = dma - pages.dma[q];
       if (off >= 0 && off < this.hintSpan) return q;
     }
     // NaN or a negative number would otherwise compare its way into some page of the tree
-    const p = dma >= 0 ? this.index.findPage(dma) : -1;
+    const p = dma >= 0 ? this.index.findProbe() : -1;
     if (p < 0) throw this.badDma(dma, op);
     return p;
   }

@@ -270,6 +270,7 @@ function armedIndex(kind: PageIndex['kind'], arm: { fail?: () => Error }) {
         real.addPage(p);
       },
       findPage: (d: number) => real.findPage(d),
+      findProbe: () => real.findProbe(),
       take: () => real.take(),
       put: (b: number) => real.put(b),
       check: () => real.check(),

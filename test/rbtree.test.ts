@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import * as fc from 'fast-check';
 import { DmaPoolError, RbTree } from '../lib';
+import { makeIndex } from '../lib/pool';
+import { INDEX_KINDS } from '../lib/index/page-index';
+import { PageTable } from '../lib/index/pages';
 
 describe('RbTree (struct-of-arrays red-black tree of DMA ranges)', () => {
   it('finds the range containing an address, and nothing in the gaps', () => {
@@ -107,4 +110,24 @@ describe('RbTree (struct-of-arrays red-black tree of DMA ranges)', () => {
     }), { numRuns: 300, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
     assert.ok(ops >= 30000, `ran ${ops} tree operations`);
   });
+});
+
+describe('page indexes: the hot path lookup (findProbe) and the reference one (findPage)', () => {
+  for (const kind of INDEX_KINDS) {
+    it(`${kind}: findProbe() reads the address from pages.probe and agrees with findPage(); check() catches a disagreement`, () => {
+      const pages = new PageTable(32, 4096);
+      const index = makeIndex(kind, pages);
+      for (const dma of [2 ** 32 + 3 * 4096, 2 ** 32, 2 ** 40]) index.addPage(pages.add({ dma }));
+      for (let p = 0; p < pages.count; p++) {
+        pages.probe = pages.dma[p] + 100;
+        assert.equal(index.findProbe(), p);
+      }
+      pages.probe = 2 ** 32 + 4096; // between pages
+      assert.equal(index.findProbe(), -1);
+      index.check();
+      const real = index.findProbe.bind(index);
+      index.findProbe = () => (real() + 1) % pages.count;
+      assert.throws(() => index.check(), /findProbe\(\) finds page/);
+    });
+  }
 });

@@ -371,7 +371,8 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
       lines.push(`  ${f}: ${FLOOR_LABELS[f]} (lib/cli/js-floor.ts), the same loops — ` +
         (f === 'JS floor' ? 'what this V8 spends per call before any pool work: no JS pool\'s ratio goes below it'
           : 'what a pool that refuses bad frees spends at least: no safe JS pool\'s ratio goes below it'));
-    lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(9)).join('')}`);
+    const colW = (st: string) => Math.max(9, st.length + 2); // a floor's name is wider than a strategy's
+    lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(colW(st))).join('')}`);
     const rowMems = [...new Set(kb.ratios.map((r) => r.memory))];
     const keys = [...new Set(kb.ratios.map((r) => `${r.workload}|${r.size}`))].flatMap((k) => rowMems.map((m) => `${k}|${m}`));
     for (const key of keys) {
@@ -380,7 +381,7 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
       const name = wl === 'dmapool_test' ? `dmapool_test ${size}` : TITLES[wl] ?? wl;
       lines.push(`  ${name.padEnd(w)}${m.padEnd(10)}${strategies.map((st) => {
         const r = kb.ratios.find((x) => x.workload === wl && String(x.size) === size && x.strategy === st && x.memory === m);
-        return (r ? r.ratio.toFixed(2) : '—').padStart(9);
+        return (r ? r.ratio.toFixed(2) : '—').padStart(colW(st));
       }).join('')}`);
     }
     // the issue's bar for radix: its random-order free against 6.12's in-order free

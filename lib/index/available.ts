@@ -4,7 +4,7 @@
  * the list; a full page that gets a block back rejoins at the head. Lookup of the owning page
  * on free is left to subclasses (red-black tree, radix table).
  */
-import type { IndexKind, PageIndex } from './page-index';
+import { checkProbe, type IndexKind, type PageIndex } from './page-index';
 import { asNoMem, checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
@@ -12,6 +12,7 @@ export abstract class AvailableListIndex implements PageIndex {
   abstract readonly visits: number;
   abstract readonly bytesPerPage: number;
   abstract findPage(dma: number): number;
+  abstract findProbe(): number;
   /** Registers the page's DMA range in the lookup structure; throws before changing it, or not at all. */
   protected abstract indexPage(page: number): void;
   /** Checks the lookup structure itself. */
@@ -91,6 +92,7 @@ export abstract class AvailableListIndex implements PageIndex {
         throw new Error(`${this.kind}: lookup finds page ${p} outside its range`);
     }
     checkPerPageFreeLists(pages);
+    checkProbe(this, pages);
     const seen = new Uint8Array(pages.count);
     let prev = Link.None;
     for (let p = this.availHead; p !== Link.None; p = this.availNext[p]) {

@@ -4,7 +4,7 @@
  * scan over every full page: O(pages²) over a fill); free scans for the page containing the
  * address (O(pages) per free). Kept faithful as the baseline every speed-up is measured against.
  */
-import type { PageIndex } from './page-index';
+import { checkProbe, type PageIndex } from './page-index';
 import { checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export class LinearIndex implements PageIndex {
@@ -15,6 +15,10 @@ export class LinearIndex implements PageIndex {
   constructor(private readonly pages: PageTable) {}
 
   addPage(_page: number): void {}
+
+  findProbe(): number {
+    return this.findPage(this.pages.probe);
+  }
 
   findPage(dma: number): number {
     const pages = this.pages, pd = pages.dma, alloc = pages.allocation;
@@ -55,5 +59,6 @@ export class LinearIndex implements PageIndex {
 
   check(): void {
     checkPerPageFreeLists(this.pages);
+    checkProbe(this, this.pages);
   }
 }

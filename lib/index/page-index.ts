@@ -19,6 +19,8 @@ export interface PageIndex {
   addPage(page: number): void;
   /** The page whose [dma, dma + allocation) contains `dma`, or -1. */
   findPage(dma: number): number;
+  /** findPage(pages.probe): the pool's hot path, with no double argument to box (see PageTable.probe). */
+  findProbe(): number;
   /** Takes a free block (global block id), or -1 when every page is full. */
   take(): number;
   /** The page of the block the last successful take() returned. */
@@ -34,3 +36,17 @@ export interface PageIndex {
 }
 
 export type PageIndexFactory = (pages: PageTable) => PageIndex;
+
+/**
+ * findProbe() agrees with findPage() at every page's first and last byte and just past it (the
+ * hot path's lookup and the reference one). Throws on the first disagreement; check() calls it.
+ */
+export function checkProbe(index: PageIndex, pages: PageTable): void {
+  for (let p = 0; p < pages.count; p++) {
+    for (const d of [pages.dma[p], pages.dma[p] + pages.allocation - 1, pages.dma[p] + pages.allocation]) {
+      pages.probe = d;
+      const got = index.findProbe();
+      if (got !== index.findPage(d)) throw new Error(`${index.kind}: findProbe() finds page ${got} for ${d}, findPage() ${index.findPage(d)}`);
+    }
+  }
+}

@@ -78,6 +78,10 @@ export class RadixIndex extends AvailableListIndex {
     leaf[slot] = page + 1;
   }
 
+  findProbe(): number {
+    return this.findPage(this.pages.probe);
+  }
+
   findPage(dma: number): number {
     this.visits++;
     if (!(dma >= 0)) return -1;

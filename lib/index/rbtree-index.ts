@@ -22,6 +22,10 @@ export class RbTreeIndex extends AvailableListIndex {
     this.tree.insert(page, this.pages.dma[page], this.pages.allocation);
   }
 
+  findProbe(): number {
+    return this.tree.find(this.pages.probe);
+  }
+
   findPage(dma: number): number {
     return this.tree.find(dma);
   }

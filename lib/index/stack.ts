@@ -7,7 +7,7 @@
  */
 import { isPow2 } from '../pow2';
 import { RbTree } from './rbtree';
-import type { PageIndex } from './page-index';
+import { checkProbe, type PageIndex } from './page-index';
 import { Link, PageTable } from './pages';
 
 export class StackIndex implements PageIndex {
@@ -40,6 +40,10 @@ export class StackIndex implements PageIndex {
     pages.freeHead[page] = Link.None; // per-page lists are unused by this strategy
   }
 
+  findProbe(): number {
+    return this.tree.find(this.pages.probe);
+  }
+
   findPage(dma: number): number {
     return this.tree.find(dma);
   }
@@ -63,6 +67,7 @@ export class StackIndex implements PageIndex {
   check(): void {
     const pages = this.pages;
     this.tree.check();
+    checkProbe(this, pages);
     if (this.tree.size !== pages.count) throw new Error(`tree has ${this.tree.size} pages, pool has ${pages.count}`);
     const total = pages.count * pages.blocksPerPage;
     const seen = new Uint8Array(total);
