@@ -227,7 +227,7 @@ export function timing(ms: number[]): Pick<TimedResult, 'median_ms' | 'min_ms' |
 
 /** Timed and untimed runs of each dmapool_test row (ours, the floor's, the kernel runner's --dt-reps). */
 export function dmapoolTestRuns(o: Pick<BenchOptions, 'reps' | 'warmups'>): { reps: number; warmups: number } {
-  return { reps: Math.max(1, Math.min(o.reps, 3)), warmups: Math.min(o.warmups, DMAPOOL_TEST_WARMUPS) };
+  return { reps: Math.max(1, Math.min(o.reps, 5)), warmups: Math.min(o.warmups, DMAPOOL_TEST_WARMUPS) };
 }
 
 export interface BenchOptions {
@@ -435,8 +435,12 @@ export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): Fl
   return out;
 }
 
-/** Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths). */
-export const DMAPOOL_TEST_WARMUPS = 2;
+/**
+ * Untimed runs of each dmapool_test row before its timed ones (JIT tier-up of that row's paths).
+ * Four: a fresh pool's 16-byte row measured 48–124, 45–107, 33–53 ms in its first three runs and
+ * 14–28 ms from the fourth on (Node 20, stack) — with two, the third run was a timed one.
+ */
+export const DMAPOOL_TEST_WARMUPS = 4;
 
 export interface ColdWarm {
   strategy: IndexKind;
