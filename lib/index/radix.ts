@@ -14,6 +14,12 @@ const LEAF_SIZE = 1 << LEAF_BITS;
 const INV_LEAF_SIZE = 1 / LEAF_SIZE;
 /** Leaves reachable through a plain array (leaf ids from the first leaf's on): no Map lookup when frees alternate between leaves. */
 const DENSE = 64;
+/**
+ * The leaf of every id in the dense window that has none: all zeros (no page), shared and never
+ * written. A lookup then reads a slot whether or not its leaf exists — one array load, no branch
+ * on which leaf the last lookup used (random-order frees alternate between leaves).
+ */
+const NO_LEAF = new Int32Array(LEAF_SIZE);
 
 export class RadixIndex extends AvailableListIndex {
   readonly kind = 'radix' as const;
@@ -21,10 +27,9 @@ export class RadixIndex extends AvailableListIndex {
   private readonly unit: number;
   /** leaf id (unit >> LEAF_BITS) → entries holding page + 1 (0 = none). */
   private readonly leaves = new Map<number, Int32Array>();
-  private lastLeafId = -1;
-  private lastLeaf: Int32Array | undefined;
-  /** dense[id - denseBase]: the same leaves as `leaves`, for the first DENSE leaf ids from denseBase. */
-  private readonly dense: (Int32Array | undefined)[] = new Array<Int32Array | undefined>(DENSE).fill(undefined);
+  /** dense[id - denseBase]: the same leaves as `leaves`, for the first DENSE leaf ids from denseBase (NO_LEAF where none). */
+  private readonly dense: Int32Array[] = new Array<Int32Array>(DENSE).fill(NO_LEAF);
+  /** The first leaf's id (-1 before any): slabs come from ascending IOVAs, so later leaves follow it. */
   private denseBase = -1;
   /** 1 / unit: exact, unit being a power of two. */
   private readonly invUnit: number;
@@ -41,19 +46,16 @@ export class RadixIndex extends AvailableListIndex {
     return perPage + AvailableListIndex.listBytesPerPage;
   }
 
+  /** The leaf of `id` (never NO_LEAF), made when `create`; else undefined when it has none. */
   private leaf(id: number, create: boolean): Int32Array | undefined {
-    if (id === this.lastLeafId) return this.lastLeaf;
-    const d = id - this.denseBase;
-    const inDense = this.denseBase >= 0 && d >= 0 && d < DENSE;
-    let l = inDense ? this.dense[d] : this.leaves.get(id);
-    if (!l && create) {
+    let l = this.leaves.get(id);
+    if (l === undefined && create) {
       l = new Int32Array(LEAF_SIZE);
-      if (this.denseBase < 0) this.denseBase = id; // slabs come from ascending IOVAs: later leaves follow
+      if (this.denseBase < 0) this.denseBase = id;
       this.leaves.set(id, l);
-      const dd = id - this.denseBase;
-      if (dd >= 0 && dd < DENSE) this.dense[dd] = l;
+      const d = id - this.denseBase;
+      if (d >= 0 && d < DENSE) this.dense[d] = l;
     }
-    if (l) { this.lastLeafId = id; this.lastLeaf = l; }
     return l;
   }
 
@@ -88,7 +90,10 @@ export class RadixIndex extends AvailableListIndex {
     // multiplications by exact powers of two and a subtraction: no float division or fmod
     const u = Math.floor(dma * this.invUnit);
     const id = Math.floor(u * INV_LEAF_SIZE);
-    const leaf = id === this.lastLeafId ? this.lastLeaf : this.leaf(id, false);
+    const d = id - this.denseBase;
+    // the dense window answers without a branch on which leaf (NO_LEAF reads 0: no page); ids
+    // outside it (addresses far from the first page's) go to the map
+    const leaf = this.denseBase >= 0 && d >= 0 && d < DENSE ? this.dense[d] : this.leaves.get(id);
     if (leaf === undefined) return -1;
     const p = leaf[u - id * LEAF_SIZE] - 1;
     // the unit may extend past the page (allocation not a power of two)
