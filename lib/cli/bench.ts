@@ -189,7 +189,6 @@ export const DMAPOOL_TEST_ROWS: [number, number, number, number][] = [
   [1024, 1024, 0, 2048], [4096, 4096, 0, 1024], [68, 32, 4096, 8192],
 ];
 
-
 /**
  * dmapool_test: 100 iterations of allocate-all then free-all; returns µs as the kernel prints.
  * With `kept`, the pool is made on that open device (left open); otherwise on a fresh one.

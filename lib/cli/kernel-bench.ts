@@ -18,7 +18,6 @@ import * as path from 'node:path';
 import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
 import { FLOORS } from './js-floor';
 
-
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
 export const KERNEL_MEMORIES = ['heap', 'slab', 'page'] as const;
