@@ -14,6 +14,7 @@ import { RbTreeIndex } from './index/rbtree-index';
 import { RadixIndex } from './index/radix';
 import { StackIndex } from './index/stack';
 import { LayoutOptions, PoolGeometry, blockIndex, describeValue, poolGeometry } from './layout';
+import { isPow2 } from './pow2';
 import type { Chunk, ChunkView, SlabProvider } from './provider';
 
 export const POOL_POISON_FREED = 0xa7;
@@ -286,8 +287,7 @@ export class DmaPool {
     this.offsets = this.geometry.offsets;
     this.oneWindow = this.geometry.boundary === this.geometry.allocation;
     this.allocation = this.geometry.allocation;
-    this.sizeShift = this.oneWindow && this.allocation <= 2 ** 30 && (this.size & (this.size - 1)) === 0
-      ? Math.log2(this.size) : -1;
+    this.sizeShift = this.oneWindow && this.allocation <= 2 ** 30 && isPow2(this.size) ? Math.log2(this.size) : -1;
     this.pages = seams.makePageTable ? seams.makePageTable(this.bpp, this.geometry.allocation)
       : new PageTable<Chunk>(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);

@@ -16,6 +16,8 @@
  * Both use integer arithmetic on the offset from the base (the offset of a block is below 2^31):
  * a double division per free would measure the floor's own clumsiness, not the language's.
  */
+import { isPow2 } from '../pow2';
+
 export const FLOORS = ['JS floor', 'checked floor'] as const;
 export type FloorKind = (typeof FLOORS)[number];
 
@@ -23,7 +25,7 @@ const ALLOCATED = -2;
 
 /** log2(size) for a power of two, else -1. */
 function shiftOf(size: number): number {
-  return (size & (size - 1)) === 0 ? Math.log2(size) : -1;
+  return isPow2(size) ? Math.log2(size) : -1;
 }
 
 /** A bare block stack over `blocks` blocks of `size` bytes from DMA address `base`. */
