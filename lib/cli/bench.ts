@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import type { Device } from '../device';
 import type { DmaPool } from '../pool';
 import { DmaPoolError } from '../errors';
+import { poolGeometry } from '../layout';
+import { native } from '../native';
 import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
@@ -408,6 +410,12 @@ export const FLOOR_LABELS: Record<FloorKind, string> = {
   'checked floor': 'the same stack, each free checked (in the pool, a block start, allocated)',
 };
 
+/** What each floor bounds (the ratio table's legend). */
+export const FLOOR_BOUNDS: Record<FloorKind, string> = {
+  'JS floor': 'what this V8 spends per call before any pool work: no JS pool\'s ratio goes below it',
+  'checked floor': 'what a pool that refuses bad frees spends at least: no safe JS pool\'s ratio goes below it',
+};
+
 /** A floor's dmapool_test figure (see js-floor.ts): which ruler measured it. */
 export interface FloorResult extends TimedResult {
   floor: FloorKind;
@@ -415,15 +423,15 @@ export interface FloorResult extends TimedResult {
 
 /**
  * The JS floors' dmapool_test rows (see js-floor.ts), measured like ours: each row warmed up, then
- * the median of its timed runs, in this process after ours. Blocks are the row's size rounded up
- * to its alignment, as dma_pool_create() rounds them.
+ * the median of its timed runs, in this process after ours. Blocks have the size
+ * dma_pool_create() gives the row (poolGeometry: the size rounded up to its alignment).
  */
 export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): FloorResult[] {
   const out: FloorResult[] = [];
+  const { reps: n, warmups: w } = dmapoolTestRuns(o);
   for (const floor of FLOORS) {
-    for (const [size, align, , blocks] of DMAPOOL_TEST_ROWS) {
-      const blockSize = Math.ceil(size / align) * align;
-      const { reps: n, warmups: w } = dmapoolTestRuns(o);
+    for (const [size, align, boundary, blocks] of DMAPOOL_TEST_ROWS) {
+      const blockSize = poolGeometry(size, { align, boundary }, native().pageSize).size;
       for (let i = 0; i < w; i++) floorDmapoolTest(floor, blockSize, blocks);
       const ms: number[] = [];
       for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(floor, blockSize, blocks));

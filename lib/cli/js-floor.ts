@@ -28,6 +28,13 @@ function shiftOf(size: number): number {
   return isPow2(size) ? Math.log2(size) : -1;
 }
 
+/** The links of a stack holding blocks 0 … blocks - 1, block 0 on top (each links to the next, the last to -1). */
+function blockStack(blocks: number): Int32Array {
+  const next = new Int32Array(blocks);
+  for (let b = 0; b < blocks; b++) next[b] = b + 1 < blocks ? b + 1 : -1;
+  return next;
+}
+
 /** A bare block stack over `blocks` blocks of `size` bytes from DMA address `base`. */
 export class FloorPool {
   private readonly next: Int32Array;
@@ -35,8 +42,7 @@ export class FloorPool {
   private readonly shift: number;
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
-    this.next = new Int32Array(blocks);
-    for (let b = 0; b < blocks; b++) this.next[b] = b + 1 < blocks ? b + 1 : -1;
+    this.next = blockStack(blocks);
     this.shift = shiftOf(size);
   }
 
@@ -64,8 +70,7 @@ export class CheckedFloorPool {
   private readonly span: number;
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
-    this.next = new Int32Array(blocks);
-    for (let b = 0; b < blocks; b++) this.next[b] = b + 1 < blocks ? b + 1 : -1;
+    this.next = blockStack(blocks);
     this.shift = shiftOf(size);
     this.span = blocks * size;
   }

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_BOUNDS, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
 import { FLOORS } from './js-floor';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
@@ -367,9 +367,7 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
     lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast; ` +
       'vs heap: our kept device; vs slab/page: our fresh device)');
     for (const f of FLOORS.filter((x) => strategies.includes(x)))
-      lines.push(`  ${f}: ${FLOOR_LABELS[f]} (lib/cli/js-floor.ts), the same loops — ` +
-        (f === 'JS floor' ? 'what this V8 spends per call before any pool work: no JS pool\'s ratio goes below it'
-          : 'what a pool that refuses bad frees spends at least: no safe JS pool\'s ratio goes below it'));
+      lines.push(`  ${f}: ${FLOOR_LABELS[f]} (lib/cli/js-floor.ts), the same loops — ${FLOOR_BOUNDS[f]}`);
     const colW = (st: string) => Math.max(9, st.length + 2); // a floor's name is wider than a strategy's
     lines.push(`  ${'workload'.padEnd(w)}${'vs memory'.padEnd(10)}${strategies.map((st) => st.padStart(colW(st))).join('')}`);
     const rowMems = [...new Set(kb.ratios.map((r) => r.memory))];
