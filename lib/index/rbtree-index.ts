@@ -23,6 +23,9 @@ export class RbTreeIndex extends AvailableListIndex {
   }
 
   findProbe(): number {
+    // the tree directly, not through findPage(): one call level less between the field and the
+    // descent, where the address would be boxed if V8 stopped inlining (through findPage it
+    // measured 6 MB of boxed addresses per 373959 random-order frees)
     return this.tree.find(this.pages.probe);
   }
 
