@@ -410,17 +410,29 @@ export class DmaPool {
   }
 
   /**
-   * The page holding the address in pages.probe when the hinted page `hint` does not: the page
-   * after it first (frees in allocation order walk the pages in order), by the same exact range
-   * check, then the index. Throws EFAULT when no page holds it.
+   * The page holding the address in pages.probe when the hinted page `hint` does not: its two
+   * neighbours first, by the same exact range check, then the index. Frees in allocation order
+   * walk the pages upwards; frees in reverse allocation order walk them downwards — a LIFO pool
+   * (stack) hands out its blocks in reverse after freeing them in order, so dmapool_test's
+   * alloc-all / free-all passes alternate directions, and a driver tearing a ring down
+   * newest-first does the same. With one block per page (4096-byte blocks) every free misses
+   * the hint, and a tree walk per free measured 49 ns against 16 ns. Throws EFAULT when no page
+   * holds the address.
    */
   private pageOf(hint: number, op: string): number {
     const pages = this.pages;
     const dma = pages.probe;
-    const q = hint + 1;
-    if (q < pages.count) {
-      const off = dma - pages.dma[q];
-      if (off >= 0 && off < this.hintSpan) return q;
+    const count = pages.count;
+    const span = this.hintSpan;
+    const up = hint + 1;
+    if (up < count) {
+      const off = dma - pages.dma[up];
+      if (off >= 0 && off < span) return up;
+    }
+    const down = hint - 1; // hint may be past count after removeLast(): down is then checked like up
+    if (down >= 0 && down < count) {
+      const off = dma - pages.dma[down];
+      if (off >= 0 && off < span) return down;
     }
     // NaN or a negative number would otherwise compare its way into some page of the tree
     const p = dma >= 0 ? this.index.findProbe() : -1;

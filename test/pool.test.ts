@@ -236,6 +236,29 @@ for (const spec of deviceSpecs()) {
           pool.check();
         }
       }));
+
+      if (index !== 'linear') {
+        // the hinted page's neighbours are tried before the index: freeing in allocation order or
+        // in reverse, only the first free may need a lookup (linear always asks its index)
+        for (const [size, n] of [[4096, 64], [1024, 256], [128, 2048]] as const) {
+          for (const order of ['allocation order', 'reverse']) {
+            it(`frees ${n} × ${size} B in ${order} with at most one index lookup`, () => withDevice(spec, (dev) => {
+              const pool = dev.createPool('walk', size, { index });
+              const blocks = Float64Array.from({ length: n }, () => pool.alloc()); // page after page
+              if (order === 'reverse') blocks.reverse();
+              const v0 = pool.index.visits;
+              assert.ok(pool.index.findPage(blocks[0]) >= 0);
+              const one = pool.index.visits - v0; // what a lookup of the first block costs
+              assert.ok(one > 0, 'the index counts its lookups');
+              const v1 = pool.index.visits;
+              for (const d of blocks) pool.free(d);
+              assert.ok(pool.index.visits - v1 <= one, `${pool.index.visits - v1} visits; one lookup is ${one}`);
+              pool.check();
+              pool.destroy();
+            }));
+          }
+        }
+      }
     });
   }
 }

@@ -31,7 +31,7 @@ for (const spec of deviceSpecs()) {
             // the original scans newest-first: freeing oldest-first walks ~all remaining pages
             assert.ok(freeVisits > (N * pages) / 4, `linear free visited only ${freeVisits} pages`);
           } else {
-            // the page found last, then the page after it, are tried first: freeing in allocation
+            // the page found last, then its neighbours, are tried first: freeing in allocation
             // order never asks the index (random order does: see the next test)
             assert.equal(freeVisits, 0);
           }
