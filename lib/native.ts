@@ -74,6 +74,12 @@ export interface NativeAddon extends NativeIrq {
   mmioWrite(mapping: number, offset: number, value: bigint | number, width: 1 | 2 | 4 | 8): void;
   /** dma_rmb(): later loads of DMA memory are not satisfied before earlier ones (arm64 dmb oshld). */
   dmaReadBarrier(): void;
+  /**
+   * Zeros over [offset, offset + length) of a writable mapping with non-temporal stores (x86-64;
+   * memset elsewhere): for megabytes the CPU does not read next, such as a reused slab — half
+   * memset's time, no cache lines evicted. A small range is cheaper as a TypedArray fill.
+   */
+  zeroRange(mapping: number, offset: number, length: number): void;
 
   // ---- descriptors ----
   /** open(2) with O_CLOEXEC added; flags: an access mode, optionally O_SYNC / O_NONBLOCK. */

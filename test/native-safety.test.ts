@@ -707,6 +707,51 @@ const CASES: Record<string, () => void | Promise<void>> = {
     assert.ok(otherBytes.every((x) => x === 0x3c));
   },
 
+  /**
+   * 8b. zeroRange writes zeros over exactly its range of a writable mapping — unaligned head and
+   * tail included — and refuses ranges past the end (overflow-safe), read-only, unmapped and
+   * never-made mappings before touching a byte.
+   */
+  zeroRange() {
+    const n = native();
+    const c = n.constants;
+    const len = 4 * 4096;
+    const m = n.mapAnonymous(len, 4096, {});
+    const whole = new Uint8Array(m.buffer);
+    for (const [off, l] of [[3, 1000], [0, len], [4096, 64], [17, 15], [len - 5, 5], [100, 0], [8191, 4098]]) {
+      whole.fill(0xee);
+      n.zeroRange(m.id, off, l);
+      for (let i = 0; i < len; i++) {
+        const inside = i >= off && i < off + l;
+        if (whole[i] !== (inside ? 0 : 0xee)) assert.fail(`zeroRange(${off}, ${l}): byte ${i} is ${whole[i]}`);
+      }
+    }
+    whole.fill(0xee);
+    const f = loose(n.zeroRange);
+    for (const [off, l] of [[len, 1], [len - 1, 2], [2 ** 53 - 1, 2], [0, len + 1], [-1, 1], [1, 2 ** 53 - 1], [4096, 2 ** 53],
+      [0.5, 1], [0, -1], [2 ** 32, 1], [NaN, 1], [0, '1'], [1, 2 ** 64]] as const) {
+      inval(() => f(m.id, off, l), `zeroRange(${off}, ${l})`);
+    }
+    for (const id of [0, -1, 2 ** 32 + m.id, m.id + 0.5, String(m.id), BigInt(m.id)]) inval(() => f(id, 0, 1), `zeroRange of mapping ${String(id)}`);
+    assert.ok(whole.every((x) => x === 0xee), 'a refused zeroRange wrote');
+    expectErr(() => n.zeroRange(999_999, 0, 1), 'EBADF', 'zeroRange of a mapping never made');
+    // a read-only mapping is never written
+    const fd = sealedMemfd(n, 4096, 'zro');
+    n.pwrite(fd, new Uint8Array(16).fill(0x5a), 0);
+    const ro = n.mmapFd(fd, 4096, 0, c.PROT_READ, c.MAP_SHARED);
+    inval(() => n.zeroRange(ro.id, 0, 16), 'zeroRange of a read-only mapping');
+    assert.equal(n.mmioRead(ro.id, 0, 8), 0x5a5a5a5a5a5a5a5an);
+    // a shared writable memfd mapping: the zeros reach the file
+    const rw = n.mmapFd(fd, 4096, 0, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED);
+    n.zeroRange(rw.id, 4, 8);
+    const back = new Uint8Array(16);
+    n.pread(fd, back, 0);
+    assert.deepEqual([...back], [0x5a, 0x5a, 0x5a, 0x5a, 0, 0, 0, 0, 0, 0, 0, 0, 0x5a, 0x5a, 0x5a, 0x5a]);
+    // after unmap: EBADF, nothing touched
+    n.unmap(m.id);
+    expectErr(() => n.zeroRange(m.id, 0, 1), 'EBADF', 'zeroRange of an unmapped mapping');
+  },
+
   /** 9. Every mapping the shim makes is MADV_DONTFORK (a child must never share DMA pages copy-on-write). */
   dontfork() {
     const n = native();
@@ -1003,6 +1048,7 @@ if (require.main === module) {
     itCase('6. ioctl with short buffers, unlisted requests, integer arguments ≥ 4096: EINVAL before any syscall', 'ioctl');
     itCase('7. wrong argument types anywhere: EINVAL, never an abort; SharedArrayBuffer views work', 'types');
     itCase('8. subBuffer covers its range; unmap/releaseBuffer detach; an escaped buffer outlives unmap harmlessly', 'subBuffer');
+    itCase('8b. zeroRange zeroes exactly its range of a writable mapping; past-the-end, read-only and unmapped: EINVAL/EBADF, nothing written', 'zeroRange');
     itCase('9. every mapping the shim makes is MADV_DONTFORK', 'dontfork');
     describeIf(hugePagesRequirement(), 'hugetlb', function () {
       let restore = () => {};

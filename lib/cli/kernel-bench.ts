@@ -330,7 +330,7 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
   for (const m of mems) lines.push(`  ${m}: ${MEMORY_NOTES[m]}`);
   const prov = ours[0]?.provider ?? 'sim';
   lines.push(`  ours, kept device (${prov}): one device open across runs, slab cache on (up to ${BENCH_SLAB_CACHE >> 20} MiB): ` +
-    'pools after the first reuse mapped slabs, each zeroed in one fill when taken from the cache — compared with "heap"');
+    'pools after the first reuse mapped slabs, each zeroed (non-temporal stores) when taken from the cache — compared with "heap"');
   lines.push(`  ours, fresh device (${prov}): a device opened per run; every pool maps (populate + mlock) and unmaps its slabs — ` +
     'compared with "slab" and "page"');
   const w = 24;

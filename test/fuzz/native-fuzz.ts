@@ -432,6 +432,12 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
       const off = around(size, 1);
       return [id, off, length(size, off)];
     },
+    zeroRange: (t) => {
+      const id = mapArg(t);
+      const size = sizeOf(t, id);
+      const off = around(size, 1);
+      return [id, off, length(size, off)];
+    },
     releaseBuffer: (t) => [viewArg(t)],
     bufferPending: (t) => [viewArg(t)],
     unmap: (t) => [mapArg(t)],
@@ -665,7 +671,7 @@ export async function fuzz(seed: number, calls: number, mode: string): Promise<F
 
   // ---- main loop --------------------------------------------------------------------------------
   const WEIGHTS: Record<string, number> = {
-    mapAnonymous: 6, mmapFd: 7, subBuffer: 8, releaseBuffer: 5, bufferPending: 3, unmap: 3, mappingInfo: 3,
+    mapAnonymous: 6, mmapFd: 7, subBuffer: 8, zeroRange: 3, releaseBuffer: 5, bufferPending: 3, unmap: 3, mappingInfo: 3,
     mmioRead: 8, mmioWrite: 8, open: 3, close: 2, ioctl: 8, pread: 5, pwrite: 5, memfdCreate: 2, ftruncate: 3,
     addSeals: 3, getSeals: 2, getrlimitMemlock: 1, vfioGroupGetDeviceFd: 2, udmabufCreate: 2, vfioMapDma: 3,
     vfioUnmapDma: 2, setErrorClass: 1, irqCreate: 2, irqAdoptUio: 1, irqArm: 3, irqDisarm: 2, irqRead: 3, irqSignal: 3,
