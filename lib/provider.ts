@@ -311,10 +311,14 @@ export abstract class SlabProvider implements ProviderInfo {
       }
       c.slab.owners[c.offset / page] = SEEN;
     }
+    for (let i = 0; i < chunks.length; i++) chunks[i].slab.owners[chunks[i].offset / page] = undefined;
+    if (escaped === undefined || escaped.size === 0) {
+      this.release(chunks); // the common case (a pool's destroy): no copy of the list
+      return;
+    }
     const now: Chunk[] = [];
     for (const c of chunks) {
-      c.slab.owners[c.offset / page] = undefined;
-      const views = escaped?.get(c);
+      const views = escaped.get(c);
       if (views && views.length) this.quarantine.push({ chunk: c, views: [...views] });
       else now.push(c);
     }
@@ -342,17 +346,24 @@ export abstract class SlabProvider implements ProviderInfo {
   }
 
   private release(chunks: readonly Chunk[]): void {
-    const emptied = new Set<Slab>();
+    // count down first: a chunk whose slab empties goes on no free list (its slab leaves every
+    // class below), so a pool's destroy, which empties its slabs, pushes nothing
+    let emptied: Set<Slab> | undefined;
+    for (let i = 0; i < chunks.length; i++) {
+      const slab = chunks[i].slab;
+      if (--slab.live === 0) (emptied ??= new Set()).add(slab);
+    }
     let cls: SizeClass | undefined;
-    for (const c of chunks) {
-      if (--c.slab.live === 0) emptied.add(c.slab);
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      if (c.slab.live === 0) continue;
       if (cls?.footprint !== c.footprint) {
         cls = this.classes.get(c.footprint);
         if (!cls) this.classes.set(c.footprint, (cls = { footprint: c.footprint, released: [], slab: undefined, next: 0 }));
       }
       cls.released.push(c);
     }
-    if (emptied.size === 0) return;
+    if (emptied === undefined) return;
     // an emptied slab leaves every class: no chunk of it stays on a free list, and no class carves it further
     for (const k of this.classes.values()) {
       if (k.slab !== undefined && emptied.has(k.slab)) { k.slab = undefined; k.next = 0; }
