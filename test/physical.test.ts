@@ -184,6 +184,24 @@ describe('u-dma-buf provider (fixture: a sealed memfd stands in for /dev/udmabuf
     }
   });
 
+  it('clears what a previous user left in the buffer before handing a chunk out', () => {
+    const n = native();
+    const junk = new Uint8Array(2 << 20).fill(0x5a);
+    for (let off = 0; off < SIZE; off += junk.length) n.pwrite(memfd, junk, off);
+    const p = new UDmaBufProvider('udmabuf0', { sys: fx.sys });
+    try {
+      const c = p.allocChunk(4096);
+      const fd = fs.openSync(fx.sys.path('/dev/udmabuf0'), 'r');
+      const b = Buffer.alloc(c.slab.size);
+      fs.readSync(fd, b, 0, b.length, c.dma - 0x80000000 - c.offset); // the whole slab the chunk came from
+      fs.closeSync(fd);
+      assert.ok(b.every((x) => x === 0), 'the slab still holds the previous user\'s bytes');
+      p.freeChunk(c);
+    } finally {
+      p.close();
+    }
+  });
+
   it('runs out with ENOMEM when the reserved buffer is full', () => {
     const p = new UDmaBufProvider('udmabuf0', { sys: fx.sys });
     try {

@@ -53,9 +53,10 @@ export class UDmaBufProvider extends SlabProvider {
     try {
       const m = n.mmapFd(this.fd, size, dma - this.phys, n.constants.PROT_READ | n.constants.PROT_WRITE,
         n.constants.MAP_SHARED, `/dev/${this.name}`);
-      // the buffer lives for the module's lifetime: clear what a previous user left
+      // the buffer lives for the module's lifetime: clear what a previous user left, as a slab
+      // from the slab cache is cleared (non-temporal stores: the pool never reads its pages)
       if (!m.buffer) throw new DmaPoolError('EINVAL', `/dev/${this.name}: mapping is not writable`);
-      new Uint8Array(m.buffer).fill(0);
+      n.zeroRange(m.id, 0, size);
       return { mapping: m.id, buffer: m.buffer, dma };
     } catch (e) {
       this.arena.release(dma);
