@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorKey, formatTable, mergeRounds, openKeptDevice, runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
+  runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
 import { CheckedFloorPool, FloorPool, FLOORS } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
@@ -48,10 +49,40 @@ describe('bench', () => {
     assert.throws(() => c.free(a[0]), /already free/);
     c.alloc(); c.alloc(); c.alloc();
     assert.throws(() => c.alloc(), /no free block/);
-    const rows = runFloor({ reps: 1, warmups: 0 });
+    const rows = runFloor({ reps: 1, warmups: 0, dmapoolTest: true, cold: true, coldReps: 1, workloads: ['free-random'], n: 1, cliPath: CLI });
     assert.deepEqual(rows.map((r) => [r.floor, r.size, r.n]),
       FLOORS.flatMap((fl) => DMAPOOL_TEST_ROWS.map(([size, , , blocks]) => [fl, size, blocks])));
     assert.ok(rows.every((r) => r.median_ms > 0 && r.runs === 1));
+  });
+
+  it('the JS floors\' seed pair: cold from fresh processes (bench-floor-child), warm in this process, cold ÷ warm beside ours', () => {
+    // a fresh process's first run, as JSON; a floor that is none is a usage error
+    const child = JSON.parse(execFileSync(process.execPath, [CLI, 'bench-floor-child', '--floor', 'checked floor', '--n', '5000'],
+      { encoding: 'utf8' })) as { alloc: number; free: number };
+    assert.deepEqual(Object.keys(child), ['alloc', 'free']);
+    assert.ok(child.alloc > 0 && child.free > 0);
+    assert.throws(() => execFileSync(process.execPath, [CLI, 'bench-floor-child', '--floor', 'rbtree'], { stdio: 'pipe' }),
+      (e: { status: number }) => e.status === 2);
+    const rows = runFloor({ reps: 3, warmups: 1, dmapoolTest: false, cold: true, coldReps: 2, workloads: ['seed-free'], n: 4000, cliPath: CLI });
+    assert.deepEqual(rows.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]),
+      FLOORS.flatMap((f) => [['cold', 2], ['warm', 3]].flatMap(([m, runs]) => ['seed-alloc', 'seed-free'].map((w) => [f, w, m, 4000, 128, runs]))));
+    assert.ok(rows.every((r) => r.min_ms > 0 && r.min_ms <= r.median_ms && r.median_ms <= r.max_ms));
+    // no cold figures, or no seed workload: no seed pair
+    assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['seed-alloc'], n: 4000, cliPath: CLI }), []);
+    assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 1, workloads: ['churn'], n: 4000, cliPath: CLI }), []);
+    // the floor's cold ÷ warm, printed under ours (never as a dmapool_test line)
+    const f = (mode: 'cold' | 'warm', workload: string, ms: number, floor: FloorResult['floor'] = 'JS floor'): FloorResult =>
+      ({ floor, workload, mode, n: 10, size: 128, median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });
+    const fl = [f('cold', 'seed-alloc', 9), f('warm', 'seed-alloc', 3), f('warm', 'seed-free', 2), f('cold', 'seed-alloc', 8, 'checked floor')];
+    assert.deepEqual(floorColdWarm(fl), [{ floor: 'JS floor', workload: 'seed-alloc', cold_over_warm: 3, cold_ms: 9, warm_ms: 3 }]);
+    const zero = { nativeCalls: 0, iommuMaps: 0, iommuUnmaps: 0, slabsMapped: 0, slabsUnmapped: 0, slabsLeaked: 0, bytesMapped: 0, slabsReused: 0, nativeMs: 0 };
+    const res = (mode: 'cold' | 'warm', ms: number): BenchResult => ({ strategy: 'stack', provider: 'sim', device: 'fresh',
+      workload: 'seed-alloc', mode, n: 10, size: 128, median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 1, visits: 0,
+      counters: zero, metadata_bytes_per_page: 0 });
+    const text = formatTable([res('cold', 40), res('warm', 20)], fl);
+    assert.match(text, /stack\s+seed-alloc\s+2\.00/);
+    assert.match(text, /JS floor\s+seed-alloc\s+3\.00\s+\(cold 9\.00 ms, warm 3\.00 ms: \+6\.00 ms\)/);
+    assert.doesNotMatch(text, /dmapool_test: size/);
   });
 
   it('provider counters grow with slabs, not with pages or blocks', () => {

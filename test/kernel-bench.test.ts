@@ -319,13 +319,21 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     // the JS floor's dmapool_test rows are set beside the kernel's heap rows of the same size and blocks
     const floorRow = (size: number, n: number, ms: number, floor: FloorKind = 'JS floor') => ({ floor, workload: 'dmapool_test',
       mode: 'warm' as const, n, size, median_ms: ms, min_ms: ms, max_ms: ms, runs: 1, pages: 0 });
+    // and their warm seed figures beside the kernel's heap seed rows; cold ones, other counts and sizes never
+    const seedRow = (workload: string, ms: number, o: Partial<{ mode: 'cold' | 'warm'; n: number; size: number; floor: FloorKind }> = {}) =>
+      ({ floor: 'checked floor' as FloorKind, workload, mode: 'warm' as const, n: 373959, size: 128, median_ms: ms, min_ms: ms, max_ms: ms,
+        runs: 1, pages: 0, ...o });
     const withFloor = kernelRatios(mine, k, undefined,
-      [floorRow(68, 8192, 2), floorRow(68, 1024, 1), floorRow(16, 8192, 1), floorRow(68, 8192, 4, 'checked floor')]);
-    assert.deepEqual(withFloor.filter((r) => FLOORS.includes(r.strategy as FloorKind)).map((r) => [r.strategy, r.size, r.memory, r.ratio]),
-      [['JS floor', 68, 'heap', 0.25], ['checked floor', 68, 'heap', 0.5]]);
-    assert.equal(withFloor.length, ratios.length + 2);
+      [floorRow(68, 8192, 2), floorRow(68, 1024, 1), floorRow(16, 8192, 1), floorRow(68, 8192, 4, 'checked floor'),
+        seedRow('seed-alloc', 4.5), seedRow('seed-free', 2.5), seedRow('seed-alloc', 1, { mode: 'cold' }),
+        seedRow('seed-alloc', 1, { n: 1000 }), seedRow('seed-alloc', 1, { size: 64 }), seedRow('dmapool_test', 1, { n: 8192, size: 68, mode: 'cold' })]);
+    assert.deepEqual(withFloor.filter((r) => FLOORS.includes(r.strategy as FloorKind)).map((r) => [r.strategy, r.workload, r.size, r.memory, r.ratio]),
+      [['checked floor', 'seed-alloc', 128, 'heap', 0.5], ['checked floor', 'seed-free', 128, 'heap', 0.5],
+        ['JS floor', 'dmapool_test', 68, 'heap', 0.25], ['checked floor', 'dmapool_test', 68, 'heap', 0.5]]);
+    assert.equal(withFloor.length, ratios.length + 4);
     const withFloorText = formatKernel(mine, { builds, runs: [], results: k, ratios: withFloor, errors: [] });
     assert.match(withFloorText, /dmapool_test 68\s+heap\s+0\.50\s+—\s+0\.25\s+0\.50/);
+    assert.match(withFloorText, /create \+ alloc loop\s+heap\s+2\.00\s+1\.00\s+—\s+0\.50/);
     assert.match(withFloorText, /checked floor: the same stack, each free checked/);
 
     const kb: KernelBench = { builds, runs: [], results: k, ratios, errors: ['Linux 6.1 mm/dmapool.c not measured: offline'] };

@@ -13,9 +13,11 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
-import { FLOORS, floorDmapoolTest, type FloorKind } from './js-floor';
+import { FLOORS, floorDmapoolTest, floorSeedRun, type FloorKind } from './js-floor';
 
 export const SEED_N = 373959;
+/** The seed's block size: mpt3sas's chain blocks. */
+export const SEED_SIZE = 128;
 /** The strategies the bench runs by default: every page index. */
 export const STRATEGIES: readonly IndexKind[] = INDEX_KINDS;
 export type Workload = 'seed-alloc' | 'seed-free' | 'free-reverse' | 'free-random' | 'churn' | 'dmapool_test';
@@ -119,7 +121,7 @@ function churnLoop(pool: DmaPool, dma: Float64Array, ops: Float64Array, n: numbe
  * seed-free from the same pool, like the seed's modprobe/rmmod pair. With `kept`, the run uses
  * that open device (and leaves it open); otherwise it opens a device and closes it after.
  */
-export function runOnce(provider: string, strategy: IndexKind, workload: Workload, n = SEED_N, size = 128, kept?: Device):
+export function runOnce(provider: string, strategy: IndexKind, workload: Workload, n = SEED_N, size = SEED_SIZE, kept?: Device):
   Partial<Record<Workload, RunSample>> {
   const dev = kept ?? openDevice(provider);
   const pc = dev.provider.counters;
@@ -283,7 +285,7 @@ function summarize(strategy: IndexKind, provider: string, workload: string, mode
   const ms = samples.map((s) => s.ms);
   const mid = [...samples].sort((a, b) => a.ms - b.ms)[samples.length >> 1]; // the median run's pages and counters
   return {
-    strategy, provider, device, workload, mode, n, size: 128,
+    strategy, provider, device, workload, mode, n, size: SEED_SIZE,
     ...timing(ms),
     visits: median(samples.map((s) => s.visits)), pages: mid.pages, counters: mid.counters,
     metadata_bytes_per_page: metadata, ...(note ? { note } : {}),
@@ -293,7 +295,7 @@ function summarize(strategy: IndexKind, provider: string, workload: string, mode
 function metadataBytes(provider: string, strategy: IndexKind, n: number): number {
   const dev = openDevice(provider);
   try {
-    const pool = dev.createPool('m', 128, { index: strategy });
+    const pool = dev.createPool('m', SEED_SIZE, { index: strategy });
     const dma = new Float64Array(Math.min(n, 32 * 512));
     for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
     const b = pool.stats.metadataBytesPerPage;
@@ -356,10 +358,10 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       // warm, device kept open (a driver's view): warm-ups tier the JIT up and fill the slab cache
       const dev = openKeptDevice(o.provider);
       try {
-        for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n, 128, dev); o.tick?.(`${strategy} ${runKind} warm-up`); }
+        for (let i = 0; i < warmups; i++) { runOnce(o.provider, strategy, runKind, o.n, SEED_SIZE, dev); o.tick?.(`${strategy} ${runKind} warm-up`); }
         const samples = new Map<Workload, RunSample[]>(outs.map((w) => [w, []]));
         for (let i = 0; i < reps; i++) {
-          const r = runOnce(o.provider, strategy, runKind, o.n, 128, dev);
+          const r = runOnce(o.provider, strategy, runKind, o.n, SEED_SIZE, dev);
           for (const w of outs) samples.get(w)!.push(r[w]!);
           o.tick?.(`${strategy} ${runKind}`);
         }
@@ -421,22 +423,58 @@ export interface FloorResult extends TimedResult {
   floor: FloorKind;
 }
 
+/** The seed figures a floor's run gives (what bench-floor-child prints for its first run). */
+export interface FloorSeedSample {
+  alloc: number;
+  free: number;
+}
+
+/** Whether the floors run the seed pair: cold figures asked for and a seed workload among the workloads. */
+function floorSeedWanted(o: Pick<BenchOptions, 'cold' | 'workloads'>): boolean {
+  return o.cold && o.workloads.some((w) => w === 'seed-alloc' || w === 'seed-free');
+}
+
 /**
- * The JS floors' dmapool_test rows (see js-floor.ts), measured like ours: each row warmed up, then
- * the median of its timed runs, in this process after ours. Blocks have the size
- * dma_pool_create() gives the row (poolGeometry: the size rounded up to its alignment).
+ * The JS floors' figures (see js-floor.ts), measured like ours, in this process after ours:
+ * - dmapool_test rows (with o.dmapoolTest): each warmed up, then the median of its timed runs;
+ *   blocks have the size dma_pool_create() gives the row (poolGeometry: rounded up to the alignment);
+ * - the seed pair (with cold figures and a seed workload): cold, the first run in each of coldReps
+ *   fresh processes (bench-floor-child), and warm, after warm-ups in this process — the floor
+ *   under any JavaScript pool's cold ÷ warm: what the JIT's tier-up costs a pool that does
+ *   almost nothing per call.
  */
-export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick'>): FloorResult[] {
+export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick' | 'dmapoolTest' | 'cold' | 'coldReps' | 'workloads' | 'n' | 'cliPath'>):
+  FloorResult[] {
   const out: FloorResult[] = [];
-  const { reps: n, warmups: w } = dmapoolTestRuns(o);
-  for (const floor of FLOORS) {
-    for (const [size, align, boundary, blocks] of DMAPOOL_TEST_ROWS) {
-      const blockSize = poolGeometry(size, { align, boundary }, native().pageSize).size;
-      for (let i = 0; i < w; i++) floorDmapoolTest(floor, blockSize, blocks);
-      const ms: number[] = [];
-      for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(floor, blockSize, blocks));
-      out.push({ floor, workload: 'dmapool_test', mode: 'warm', n: blocks, size, ...timing(ms), pages: 0 });
-      o.tick?.(`${floor} dmapool_test ${size}`);
+  if (o.dmapoolTest) {
+    const { reps: n, warmups: w } = dmapoolTestRuns(o);
+    for (const floor of FLOORS) {
+      for (const [size, align, boundary, blocks] of DMAPOOL_TEST_ROWS) {
+        const blockSize = poolGeometry(size, { align, boundary }, native().pageSize).size;
+        for (let i = 0; i < w; i++) floorDmapoolTest(floor, blockSize, blocks);
+        const ms: number[] = [];
+        for (let i = 0; i < n; i++) ms.push(floorDmapoolTest(floor, blockSize, blocks));
+        out.push({ floor, workload: 'dmapool_test', mode: 'warm', n: blocks, size, ...timing(ms), pages: 0 });
+        o.tick?.(`${floor} dmapool_test ${size}`);
+      }
+    }
+  }
+  if (floorSeedWanted(o)) {
+    for (const floor of FLOORS) {
+      const cold: FloorSeedSample[] = [];
+      for (let i = 0; i < o.coldReps; i++) {
+        cold.push(JSON.parse(execFileSync(process.execPath, [o.cliPath, 'bench-floor-child', '--floor', floor, '--n', String(o.n)],
+          { encoding: 'utf8' })) as FloorSeedSample);
+        o.tick?.(`${floor} seed cold`);
+      }
+      for (let i = 0; i < o.warmups; i++) floorSeedRun(floor, o.n, SEED_SIZE);
+      const warm: FloorSeedSample[] = [];
+      for (let i = 0; i < o.reps; i++) warm.push(floorSeedRun(floor, o.n, SEED_SIZE));
+      o.tick?.(`${floor} seed warm`);
+      for (const [mode, samples] of [['cold', cold], ['warm', warm]] as const)
+        for (const workload of ['seed-alloc', 'seed-free'] as const)
+          out.push({ floor, workload, mode, n: o.n, size: SEED_SIZE,
+            ...timing(samples.map((x) => (workload === 'seed-alloc' ? x.alloc : x.free))), pages: 0 });
     }
   }
   return out;
@@ -476,6 +514,26 @@ export function coldWarm(results: BenchResult[]): ColdWarm[] {
   return out;
 }
 
+/** A JS floor's cold ÷ warm on a seed workload (see runFloor), with both medians. */
+export interface FloorColdWarm {
+  floor: FloorKind;
+  workload: string;
+  cold_over_warm: number;
+  cold_ms: number;
+  warm_ms: number;
+}
+
+/** Each floor's seed cold median ÷ its warm median (the floor under coldWarm's ratios). */
+export function floorColdWarm(floor: FloorResult[]): FloorColdWarm[] {
+  const out: FloorColdWarm[] = [];
+  for (const c of floor) {
+    if (c.mode !== 'cold') continue;
+    const w = floor.find((r) => r.mode === 'warm' && r.floor === c.floor && r.workload === c.workload && r.n === c.n && r.size === c.size);
+    if (w) out.push({ floor: c.floor, workload: c.workload, cold_over_warm: c.median_ms / w.median_ms, cold_ms: c.median_ms, warm_ms: w.median_ms });
+  }
+  return out;
+}
+
 /**
  * Several rounds of the same figures as one: per figure (same `key`), the median of the rounds'
  * medians, the lowest min and highest max, the runs summed; the rest (pages, counters, visits)
@@ -504,7 +562,7 @@ export function mergeRounds<T extends TimedResult>(rounds: readonly (readonly T[
 /** What tells our figures apart (mergeRounds' key for BenchResults). */
 export const benchKey = (r: BenchResult) => [r.strategy, r.workload, r.mode, r.device, r.n, r.size, r.note ?? ''].join('|');
 /** What tells the JS floors' figures apart. */
-export const floorKey = (r: FloorResult) => [r.floor, r.workload, r.n, r.size].join('|');
+export const floorKey = (r: FloorResult) => [r.floor, r.workload, r.mode, r.n, r.size].join('|');
 
 /** Runs expected by runBench and runFloor, for a progress bar's total. */
 export function plannedRuns(o: BenchOptions): number {
@@ -518,6 +576,7 @@ export function plannedRuns(o: BenchOptions): number {
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
   if (o.dmapoolTest) total += FLOORS.length * DMAPOOL_TEST_ROWS.length; // the JS floors' rows
+  if (floorSeedWanted(o)) total += FLOORS.length * (o.coldReps + 1); // their cold children, one tick for their warm runs
   return total;
 }
 
@@ -573,6 +632,14 @@ export function formatTable(results: BenchResult[], floor: FloorResult[] = []): 
     for (const r of cw)
       lines.push(`  ${r.strategy.padEnd(7)} ${r.workload.padEnd(11)} ${r.cold_over_fresh.toFixed(2).padStart(6)}  ` +
         `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept; JS ${r.js_cold_over_fresh.toFixed(2)})`);
+    const fcw = floorColdWarm(floor);
+    if (fcw.length) {
+      lines.push('  the JS floors, the same seed loops on a bare block stack (first run of a fresh process ÷ warm): the JIT\'s tier-up ' +
+        'alone, no pages, no memory mapped — the least any JavaScript pool\'s first run costs over its warm one');
+      for (const r of fcw)
+        lines.push(`  ${r.floor.padEnd(13)} ${r.workload.padEnd(11)} ${r.cold_over_warm.toFixed(2).padStart(6)}  ` +
+          `(cold ${fmt(r.cold_ms)} ms, warm ${fmt(r.warm_ms)} ms: +${fmt(r.cold_ms - r.warm_ms)} ms)`);
+    }
     lines.push('');
   }
   const dt = results.filter((r) => r.workload === 'dmapool_test');
@@ -582,7 +649,7 @@ export function formatTable(results: BenchResult[], floor: FloorResult[] = []): 
       lines.push(`  dmapool_test: size:${String(r.size).padEnd(4)} ${r.note?.replace('align ', 'align:').replace('boundary ', 'boundary:')} ` +
         `blocks:${String(r.n).padEnd(4)} time:${Math.round(r.median_ms * 1000)}  (${r.strategy})`);
     }
-    for (const f of floor)
+    for (const f of floor.filter((x) => x.workload === 'dmapool_test'))
       lines.push(`  dmapool_test: size:${String(f.size).padEnd(4)} blocks:${String(f.n).padEnd(4)} time:${Math.round(f.median_ms * 1000)}  ` +
         `(${f.floor}: ${FLOOR_LABELS[f.floor]})`);
     lines.push('');

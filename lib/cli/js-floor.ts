@@ -125,6 +125,35 @@ function time100(iteration: () => void): number {
   return now() - t0;
 }
 
+let seedDma: Float64Array | undefined;
+
+/**
+ * One seed run on a floor, as runOnce does ours: create + n × alloc of `size`-byte blocks (the
+ * floor's constructor links its n blocks, as a pool's new pages are linked), then n × free; ms of
+ * each. Through the same loop functions as the floor's dmapool_test rows. In a fresh process
+ * (the bench-floor-child command) the first run is what the JIT's tier-up costs a pool that does
+ * almost nothing per call: the floor under any JavaScript pool's cold ÷ warm.
+ */
+export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc: number; free: number } {
+  // one address array per process and count, made before the clock, as the bench's for ours (a
+  // fresh 3 MB array per run would time its page faults, not the floor)
+  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n);
+  const dma = seedDma;
+  const t0 = now();
+  if (kind === 'JS floor') {
+    const pool = new FloorPool(n, size, FLOOR_BASE);
+    floorAlloc(pool, dma);
+    const t1 = now();
+    floorFree(pool, dma);
+    return { alloc: t1 - t0, free: now() - t1 };
+  }
+  const pool = new CheckedFloorPool(n, size, FLOOR_BASE);
+  checkedAlloc(pool, dma);
+  const t1 = now();
+  checkedFree(pool, dma);
+  return { alloc: t1 - t0, free: now() - t1 };
+}
+
 /** One dmapool_test row on a floor: 100 iterations of allocate-all then free-all; ms. */
 export function floorDmapoolTest(kind: FloorKind, size: number, blocks: number): number {
   const dma = new Float64Array(blocks);

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_BOUNDS, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
-import { FLOORS } from './js-floor';
+import { FLOORS, type FloorKind } from './js-floor';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
@@ -200,16 +200,17 @@ export function oursDeviceFor(memory: KernelMemory): BenchDevice {
 
 /**
  * ours / Linux `kernel` for every warm figure of ours that the kernel has too, per memory variant
- * (like for like: oursDeviceFor); and the JS floors' dmapool_test rows ÷ the kernel's on warm heap
- * (strategy: the floor's name, FLOORS).
+ * (like for like: oursDeviceFor); and the JS floors' warm figures (dmapool_test rows, the seed pair)
+ * ÷ the kernel's on warm heap (strategy: the floor's name, FLOORS).
  */
 export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kernel: string = RATIO_KERNEL,
   floor: FloorResult[] = []): KernelRatio[] {
   const out: KernelRatio[] = [];
   for (const k of kernels) {
     if (k.kernel !== kernel) continue;
-    if (k.workload === 'dmapool_test' && k.memory === 'heap') {
-      for (const f of floor.filter((x) => x.size === k.size && x.n === k.n))
+    if (k.memory === 'heap') {
+      // the floors' warm figures of the same workload, size and count (dmapool_test rows; the seed pair with cold figures on)
+      for (const f of floor.filter((x) => x.mode === 'warm' && x.workload === k.workload && x.size === k.size && x.n === k.n))
         out.push({ strategy: f.floor, workload: k.workload, size: k.size, kernel, memory: k.memory,
           ours_ms: f.median_ms, kernel_ms: k.median_ms, ratio: f.median_ms / k.median_ms });
     }
@@ -363,7 +364,9 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
   lines.push(...formatBookkeeping(ours, [...new Set(kb.results.map((r) => r.kernel))]));
   if (kb.ratios.length) {
     lines.push('');
-    const strategies = [...new Set(kb.ratios.map((r) => r.strategy))];
+    // our strategies first, then the floors (the rulers), each in a column of its own
+    const present = new Set(kb.ratios.map((r) => r.strategy));
+    const strategies = [...[...present].filter((st) => !FLOORS.includes(st as FloorKind)), ...FLOORS.filter((f) => present.has(f))];
     lines.push(`ours / Linux ${RATIO_KERNEL} (our warm median ÷ its warm median; ≤ 1.00: ours at least as fast; ` +
       'vs heap: our kept device; vs slab/page: our fresh device)');
     for (const f of FLOORS.filter((x) => strategies.includes(x)))

@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { BENCH_LIMITS, BenchOptions, benchKey, BenchResult, benchStrategy, checkBenchOptions, floorKey, formatTable, mergeRounds,
-  plannedRuns, runBench, runFloor, runOnce, type FloorResult, SEED_N, STRATEGIES, WORKLOADS, Workload } from './bench';
+  plannedRuns, runBench, runFloor, runOnce, type FloorResult, SEED_N, SEED_SIZE, STRATEGIES, WORKLOADS, Workload } from './bench';
+import { FLOORS, floorSeedRun } from './js-floor';
 import type { IndexKind } from '../index/page-index';
 import { openDevice } from '../open';
 import { bind, BIND_DRIVERS, unbind } from './bind';
@@ -155,7 +156,7 @@ export function main(argv: string[]): void {
       const ours: BenchResult[][] = [], floors: FloorResult[][] = [], kernels: KernelBench[] = [];
       for (let r = 0; r < rounds; r++) {
         ours.push(runBench(opts));
-        floors.push(opts.dmapoolTest ? runFloor(opts) : []);
+        floors.push(runFloor(opts));
         if (builds) kernels.push(runKernelBench(builds, kopts));
       }
       // one round merges to itself
@@ -270,6 +271,14 @@ export function main(argv: string[]): void {
     .addOption(new Option('--n <n>').argParser(benchInt('n')).default(SEED_N))
     .action((o) => {
       process.stdout.write(JSON.stringify(runOnce(o.provider, o.strategy, o.workload, o.n)) + '\n');
+    });
+
+  // a JS floor's first seed run in this fresh process (runFloor's cold figures): { alloc, free } in ms
+  program.command('bench-floor-child', { hidden: true })
+    .requiredOption('--floor <f>', '', oneOf(FLOORS))
+    .addOption(new Option('--n <n>').argParser(benchInt('n')).default(SEED_N))
+    .action((o) => {
+      process.stdout.write(JSON.stringify(floorSeedRun(o.floor, o.n, SEED_SIZE)) + '\n');
     });
 
   registerNvmeCommands(program); // dmapool nvme identify|read|write|bench
