@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
   runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
-import { CheckedFloorPool, FloorPool, FLOORS } from '../lib/cli/js-floor';
+import { CheckedFloorPool, FLOOR_PAGE, FloorPool, FLOORS, PagedFloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
 
@@ -38,6 +38,39 @@ describe('bench', () => {
       for (const d of got.slice(0, 10)) f.free(d);
       assert.deepEqual(Array.from({ length: 10 }, () => f.alloc()).sort(), got.slice(0, 10).sort(), 'freed blocks come back');
     }
+    // the paged floor's blocks sit in 4 KiB pages laid out as dma_pool_create() lays out a page
+    // (⌊4096 / size⌋ blocks from its start), the pages scattered over a window of twice their slots
+    for (const size of [16, 96, 128, 4096]) {
+      const bpp = Math.floor(FLOOR_PAGE / size);
+      const n = bpp * 40;
+      const f = new PagedFloorPool(n, size, 2 ** 32);
+      const got = Array.from({ length: n }, () => f.alloc());
+      assert.equal(new Set(got).size, n);
+      const pages = Array.from(f.pageDma);
+      assert.equal(pages.length, 40);
+      assert.ok(pages.every((d) => d >= 2 ** 32 && d < 2 ** 32 + 80 * FLOOR_PAGE && d % FLOOR_PAGE === 0));
+      assert.equal(new Set(pages).size, 40);
+      assert.ok(pages.some((d, i) => i > 0 && d !== pages[i - 1] + FLOOR_PAGE), 'pages scattered, not one range');
+      assert.ok(got.every((d) => pages.includes(d - ((d - 2 ** 32) % FLOOR_PAGE)) && ((d - 2 ** 32) % FLOOR_PAGE) % size === 0 &&
+        ((d - 2 ** 32) % FLOOR_PAGE) + size <= FLOOR_PAGE), `paged ${size}`);
+      for (const d of got.slice(0, 10)) f.free(d);
+      assert.deepEqual(Array.from({ length: 10 }, () => f.alloc()).sort(), got.slice(0, 10).sort(), 'freed blocks come back');
+      // refuses what a safe pool refuses: a slot of the window without a page, past the window, not a block, twice
+      const hole = Array.from({ length: 80 }, (_, i) => 2 ** 32 + i * FLOOR_PAGE).find((d) => !pages.includes(d))!;
+      assert.throws(() => f.free(hole), /not this pool/);
+      assert.throws(() => f.free(2 ** 32 + 80 * FLOOR_PAGE), /not this pool/);
+      assert.throws(() => f.free(2 ** 32 - size), /not this pool/);
+      assert.throws(() => f.free(NaN), /not this pool/);
+      assert.throws(() => f.free(got[0] + 0.5), /not a block start/);
+      if (size > 1 && size < FLOOR_PAGE) assert.throws(() => f.free(got[0] + 1), /not a block start/);
+      if (bpp * size < FLOOR_PAGE) assert.throws(() => f.free(pages[0] + bpp * size), /not a block start/); // past the last block
+      f.free(got[0]);
+      assert.throws(() => f.free(got[0]), /already free/);
+    }
+    const full = new PagedFloorPool(2, 4096, 2 ** 32);
+    full.alloc(); full.alloc();
+    assert.throws(() => full.alloc(), /no free block/);
+    assert.throws(() => new PagedFloorPool(1, 8192, 2 ** 32), /size 8192/);
     // the checked floor refuses what a safe pool refuses, and runs out instead of handing out garbage
     const c = new CheckedFloorPool(4, 16, 2 ** 32);
     const a = [c.alloc(), c.alloc()];
@@ -49,7 +82,7 @@ describe('bench', () => {
     assert.throws(() => c.free(a[0]), /already free/);
     c.alloc(); c.alloc(); c.alloc();
     assert.throws(() => c.alloc(), /no free block/);
-    const rows = runFloor({ reps: 1, warmups: 0, dmapoolTest: true, cold: true, coldReps: 1, workloads: ['free-random'], n: 1, cliPath: CLI });
+    const rows = runFloor({ reps: 1, warmups: 0, dmapoolTest: true, cold: true, coldReps: 1, workloads: ['churn'], n: 1, cliPath: CLI });
     assert.deepEqual(rows.map((r) => [r.floor, r.size, r.n]),
       FLOORS.flatMap((fl) => DMAPOOL_TEST_ROWS.map(([size, , , blocks]) => [fl, size, blocks])));
     assert.ok(rows.every((r) => r.median_ms > 0 && r.runs === 1));
@@ -67,6 +100,9 @@ describe('bench', () => {
     assert.deepEqual(rows.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]),
       FLOORS.flatMap((f) => [['cold', 2], ['warm', 3]].flatMap(([m, runs]) => ['seed-alloc', 'seed-free'].map((w) => [f, w, m, 4000, 128, runs]))));
     assert.ok(rows.every((r) => r.min_ms > 0 && r.min_ms <= r.median_ms && r.median_ms <= r.max_ms));
+    // the random-order free, warm, with it among the workloads (cold or not)
+    const random = runFloor({ reps: 2, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['free-random'], n: 4000, cliPath: CLI });
+    assert.deepEqual(random.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]), FLOORS.map((f) => [f, 'free-random', 'warm', 4000, 128, 2]));
     // no cold figures, or no seed workload: no seed pair
     assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['seed-alloc'], n: 4000, cliPath: CLI }), []);
     assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 1, workloads: ['churn'], n: 4000, cliPath: CLI }), []);

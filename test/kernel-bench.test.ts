@@ -334,6 +334,14 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     const withFloorText = formatKernel(mine, { builds, runs: [], results: k, ratios: withFloor, errors: [] });
     assert.match(withFloorText, /dmapool_test 68\s+heap\s+0\.50\s+—\s+0\.25\s+0\.50/);
     assert.match(withFloorText, /create \+ alloc loop\s+heap\s+2\.00\s+1\.00\s+—\s+0\.50/);
+    // a floor's random-order free is held against the kernel's in-order free, as radix's is
+    const randomRatio = { strategy: 'paged floor', workload: 'free-random', size: 128, kernel: '6.12', memory: 'heap' as const,
+      ours_ms: 7, kernel_ms: 8, ratio: 7 / 8 };
+    const randomText = formatKernel([...mine, ours('radix', 'free-random', 15)],
+      { builds, runs: [], results: k, ratios: [...withFloor, randomRatio], errors: [] });
+    assert.match(randomText, /radix free random \/ Linux 6\.12 free in order \(heap\): 3\.00/);
+    assert.match(randomText, /paged floor free random \/ Linux 6\.12 free in order \(heap\): 1\.40/);
+    assert.doesNotMatch(withFloorText, /paged floor free random/);
     assert.match(withFloorText, /checked floor: the same stack, each free checked/);
 
     const kb: KernelBench = { builds, runs: [], results: k, ratios, errors: ['Linux 6.1 mm/dmapool.c not measured: offline'] };
@@ -384,8 +392,12 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     for (const r of j.kernel.results)
       for (const k of ['kernel', 'version', 'memory', 'workload', 'mode', 'n', 'size', 'median_ms', 'min_ms', 'max_ms', 'runs', 'pages'])
         assert.ok(k in r, `missing ${k}`);
-    // vs heap: our kept device, every workload; vs slab: our fresh device, which runs the seed pair only
-    assert.equal(j.kernel.ratios.length, 2 * 3 + 2 * 2);
+    // vs heap: our kept device, every workload; vs slab: our fresh device, which runs the seed pair
+    // only; and each floor's random-order free (their figures are set beside heap only)
+    assert.equal(j.kernel.ratios.length, 2 * 3 + 2 * 2 + FLOORS.length);
+    assert.deepEqual(j.kernel.ratios.filter((r: { strategy: string }) => FLOORS.includes(r.strategy as FloorKind))
+      .map((r: { strategy: string; workload: string; memory: string }) => [r.strategy, r.workload, r.memory]),
+    FLOORS.map((f) => [f, 'free-random', 'heap']));
     for (const r of j.kernel.ratios) assert.ok(r.ratio > 0 && Number.isFinite(r.ratio));
     assert.equal(j.kernel.runs.length, 2);
     assert.equal(j.kernel.runs[0].pages, Math.ceil(4000 / 32));

@@ -13,9 +13,11 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
-import { FLOORS, floorDmapoolTest, floorSeedRun, type FloorKind } from './js-floor';
+import { FLOORS, floorDmapoolTest, floorRandomFree, floorSeedRun, type FloorKind } from './js-floor';
 
 export const SEED_N = 373959;
+/** The shuffle seed of the random-order free (ours and the floors': the same order). */
+export const RANDOM_FREE_SEED = 12345;
 /** The seed's block size: mpt3sas's chain blocks. */
 export const SEED_SIZE = 128;
 /** The strategies the bench runs by default: every page index. */
@@ -146,7 +148,7 @@ export function runOnce(provider: string, strategy: IndexKind, workload: Workloa
       const t2 = now();
       out['seed-free'] = { ms: t2 - t1, visits: pool.index.visits - v1, counters: diff(c1, pc), pages };
     } else if (workload === 'free-reverse' || workload === 'free-random') {
-      if (workload === 'free-reverse') dma.reverse(); else shuffle(dma, rng(12345));
+      if (workload === 'free-reverse') dma.reverse(); else shuffle(dma, rng(RANDOM_FREE_SEED));
       const c2 = { ...pc };
       const t2 = now();
       freeLoop(pool, dma, n);
@@ -410,12 +412,14 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
 export const FLOOR_LABELS: Record<FloorKind, string> = {
   'JS floor': 'bare Int32Array block stack, integer address arithmetic, no checks',
   'checked floor': 'the same stack, each free checked (in the pool, a block start, allocated)',
+  'paged floor': 'the checked stack over 4 KiB pages scattered in DMA space, each free finding its page in one flat table',
 };
 
 /** What each floor bounds (the ratio table's legend). */
 export const FLOOR_BOUNDS: Record<FloorKind, string> = {
   'JS floor': 'what this V8 spends per call before any pool work: no JS pool\'s ratio goes below it',
   'checked floor': 'what a pool that refuses bad frees spends at least: no safe JS pool\'s ratio goes below it',
+  'paged floor': 'what a safe pool whose pages are not one range spends at least (the cheapest page lookup): ours, per workload, cannot go below it',
 };
 
 /** A floor's dmapool_test figure (see js-floor.ts): which ruler measured it. */
@@ -434,6 +438,11 @@ function floorSeedWanted(o: Pick<BenchOptions, 'cold' | 'workloads'>): boolean {
   return o.cold && o.workloads.some((w) => w === 'seed-alloc' || w === 'seed-free');
 }
 
+/** Whether the floors run the random-order free (warm): when ours does. */
+function floorRandomWanted(o: Pick<BenchOptions, 'workloads'>): boolean {
+  return o.workloads.includes('free-random');
+}
+
 /**
  * The JS floors' figures (see js-floor.ts), measured like ours, in this process after ours:
  * - dmapool_test rows (with o.dmapoolTest): each warmed up, then the median of its timed runs;
@@ -441,7 +450,9 @@ function floorSeedWanted(o: Pick<BenchOptions, 'cold' | 'workloads'>): boolean {
  * - the seed pair (with cold figures and a seed workload): cold, the first run in each of coldReps
  *   fresh processes (bench-floor-child), and warm, after warm-ups in this process — the floor
  *   under any JavaScript pool's cold ÷ warm: what the JIT's tier-up costs a pool that does
- *   almost nothing per call.
+ *   almost nothing per call;
+ * - the random-order free (with it among the workloads), warm: the seed pool's addresses shuffled
+ *   as ours are — with the paged floor, the least a pool with pages spends on it.
  */
 export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick' | 'dmapoolTest' | 'cold' | 'coldReps' | 'workloads' | 'n' | 'cliPath'>):
   FloorResult[] {
@@ -475,6 +486,15 @@ export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick' | 'dm
         for (const workload of ['seed-alloc', 'seed-free'] as const)
           out.push({ floor, workload, mode, n: o.n, size: SEED_SIZE,
             ...timing(samples.map((x) => (workload === 'seed-alloc' ? x.alloc : x.free))), pages: 0 });
+    }
+  }
+  if (floorRandomWanted(o)) {
+    for (const floor of FLOORS) {
+      for (let i = 0; i < o.warmups; i++) floorRandomFree(floor, o.n, SEED_SIZE, RANDOM_FREE_SEED);
+      const ms: number[] = [];
+      for (let i = 0; i < o.reps; i++) ms.push(floorRandomFree(floor, o.n, SEED_SIZE, RANDOM_FREE_SEED));
+      out.push({ floor, workload: 'free-random', mode: 'warm', n: o.n, size: SEED_SIZE, ...timing(ms), pages: 0 });
+      o.tick?.(`${floor} free-random`);
     }
   }
   return out;
@@ -577,6 +597,7 @@ export function plannedRuns(o: BenchOptions): number {
   }
   if (o.dmapoolTest) total += FLOORS.length * DMAPOOL_TEST_ROWS.length; // the JS floors' rows
   if (floorSeedWanted(o)) total += FLOORS.length * (o.coldReps + 1); // their cold children, one tick for their warm runs
+  if (floorRandomWanted(o)) total += FLOORS.length; // their random-order frees
   return total;
 }
 

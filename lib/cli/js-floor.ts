@@ -13,12 +13,17 @@
  *   word per block), alloc notices exhaustion. Its memory is one contiguous range, so it needs no
  *   page lookup at all: every real pool (pages scattered in DMA space) does at least this much.
  *
- * Both use integer arithmetic on the offset from the base (the offset of a block is below 2^31):
+ * - `paged floor`: the checked floor with pages, as every real pool has them: 4 KiB pages scattered
+ *   over DMA space, each free finding its page through one flat table (the cheapest lookup there
+ *   is), then the same checks. What a pool whose pages are not one range spends at least.
+ *
+ * All use integer arithmetic on the offset from the base (the offset of a block is below 2^31):
  * a double division per free would measure the floor's own clumsiness, not the language's.
  */
 import { isPow2 } from '../pow2';
+import { rng, shuffle } from '../rng';
 
-export const FLOORS = ['JS floor', 'checked floor'] as const;
+export const FLOORS = ['JS floor', 'checked floor', 'paged floor'] as const;
 export type FloorKind = (typeof FLOORS)[number];
 
 const ALLOCATED = -2;
@@ -95,6 +100,89 @@ export class CheckedFloorPool {
   }
 }
 
+/** Bytes per page of the paged floor: Linux's PAGE_SIZE (every dmapool_test row's and the seed's allocation). */
+export const FLOOR_PAGE = 4096;
+
+let scatter: Int32Array | undefined;
+
+/**
+ * 0 … slots - 1 in a shuffled order (seeded: the same every run), kept for the next pool of the
+ * same size, so a timed create does not time the shuffle (a real pool's pages arrive placed).
+ */
+function scatterOrder(slots: number): Int32Array {
+  if (scatter === undefined || scatter.length !== slots) {
+    scatter = new Int32Array(slots);
+    for (let i = 0; i < slots; i++) scatter[i] = i;
+    shuffle(scatter, rng(0x9a9ed));
+  }
+  return scatter;
+}
+
+/**
+ * The checked floor with pages (see the file comment). `blocks` blocks of `size` ≤ FLOOR_PAGE bytes
+ * are laid out as dma_pool_create() lays out a page: ⌊FLOOR_PAGE / size⌋ per page from its start.
+ * The pages sit in a DMA window of twice their number of 4 KiB slots, in an order shuffled once
+ * (seeded): neighbouring pages are not neighbours in DMA space, as in a long-running IOVA space.
+ * `table[slot]` holds page + 1 (0: no page). One LIFO of all blocks, as the other floors; each
+ * block's DMA address precomputed (alloc: one load).
+ */
+export class PagedFloorPool {
+  private readonly next: Int32Array;
+  private head = 0;
+  private readonly blockDma: Float64Array;
+  private readonly table: Int32Array;
+  private readonly bpp: number;
+  private readonly shift: number;
+  /** Bytes of the DMA window. */
+  private readonly window: number;
+  /** Each page's DMA address. */
+  readonly pageDma: Float64Array;
+
+  constructor(blocks: number, private readonly size: number, private readonly base: number) {
+    if (!(size >= 1 && size <= FLOOR_PAGE)) throw new RangeError(`paged floor: size ${size} not in 1…${FLOOR_PAGE}`);
+    const bpp = Math.floor(FLOOR_PAGE / size);
+    const pages = Math.ceil(blocks / bpp);
+    const slots = pages * 2;
+    this.bpp = bpp;
+    this.shift = shiftOf(size);
+    this.window = slots * FLOOR_PAGE;
+    const order = scatterOrder(slots);
+    this.pageDma = new Float64Array(pages);
+    this.table = new Int32Array(slots);
+    for (let p = 0; p < pages; p++) {
+      this.pageDma[p] = base + order[p] * FLOOR_PAGE;
+      this.table[order[p]] = p + 1;
+    }
+    this.next = blockStack(pages * bpp);
+    this.blockDma = new Float64Array(pages * bpp);
+    for (let b = 0; b < this.blockDma.length; b++) this.blockDma[b] = this.pageDma[(b / bpp) | 0] + (b % bpp) * size;
+  }
+
+  alloc(): number {
+    const b = this.head;
+    if (b < 0) throw new RangeError('paged floor: no free block');
+    this.head = this.next[b];
+    this.next[b] = ALLOCATED;
+    return this.blockDma[b];
+  }
+
+  free(dma: number): void {
+    const off = dma - this.base;
+    if (!(off >= 0 && off < this.window)) throw new RangeError('paged floor: not this pool\'s address');
+    const o = off | 0; // exact: 0 ≤ off < window < 2^31 (a fraction fails the block-start check)
+    const p = this.table[o >>> 12] - 1;
+    if (p < 0) throw new RangeError('paged floor: not this pool\'s address');
+    const within = o & (FLOOR_PAGE - 1);
+    const idx = this.shift >= 0 ? within >> this.shift : (within / this.size) | 0;
+    if ((this.shift >= 0 ? idx << this.shift : idx * this.size) !== within || o !== off || idx >= this.bpp)
+      throw new RangeError('paged floor: not a block start');
+    const b = p * this.bpp + idx;
+    if (this.next[b] !== ALLOCATED) throw new RangeError('paged floor: already free');
+    this.next[b] = this.head;
+    this.head = b;
+  }
+}
+
 // dmapool_test's inner loops, as functions of their own per floor (as ours are): separate from
 // ours and from each other, so no JIT feedback mixes
 function floorAlloc(pool: FloorPool, dma: Float64Array): void {
@@ -113,6 +201,31 @@ function checkedFree(pool: CheckedFloorPool, dma: Float64Array): void {
   for (let i = 0; i < dma.length; i++) pool.free(dma[i]);
 }
 
+function pagedAlloc(pool: PagedFloorPool, dma: Float64Array): void {
+  for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
+}
+
+function pagedFree(pool: PagedFloorPool, dma: Float64Array): void {
+  for (let i = 0; i < dma.length; i++) pool.free(dma[i]);
+}
+
+/** A floor: how to make one, and its own two loops. */
+interface Floor<P> {
+  make(blocks: number, size: number, base: number): P;
+  alloc(pool: P, dma: Float64Array): void;
+  free(pool: P, dma: Float64Array): void;
+}
+
+function floor<P>(f: Floor<P>): Floor<unknown> {
+  return f as Floor<unknown>;
+}
+
+const IMPLS: Record<FloorKind, Floor<unknown>> = {
+  'JS floor': floor({ make: (b, s, base) => new FloorPool(b, s, base), alloc: floorAlloc, free: floorFree }),
+  'checked floor': floor({ make: (b, s, base) => new CheckedFloorPool(b, s, base), alloc: checkedAlloc, free: checkedFree }),
+  'paged floor': floor({ make: (b, s, base) => new PagedFloorPool(b, s, base), alloc: pagedAlloc, free: pagedFree }),
+};
+
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** Above 2^31, like real DMA addresses: doubles, not small integers. */
@@ -128,39 +241,51 @@ function time100(iteration: () => void): number {
 let seedDma: Float64Array | undefined;
 
 /**
+ * The address array of a seed run: one per process and count, made before the clock, as the
+ * bench's for ours (a fresh 3 MB array per run would time its page faults, not the floor).
+ */
+function seedAddresses(n: number): Float64Array {
+  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n);
+  return seedDma;
+}
+
+/**
  * One seed run on a floor, as runOnce does ours: create + n × alloc of `size`-byte blocks (the
- * floor's constructor links its n blocks, as a pool's new pages are linked), then n × free; ms of
+ * floor's constructor links its blocks, as a pool's new pages are linked), then n × free; ms of
  * each. Through the same loop functions as the floor's dmapool_test rows. In a fresh process
  * (the bench-floor-child command) the first run is what the JIT's tier-up costs a pool that does
  * almost nothing per call: the floor under any JavaScript pool's cold ÷ warm.
  */
 export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc: number; free: number } {
-  // one address array per process and count, made before the clock, as the bench's for ours (a
-  // fresh 3 MB array per run would time its page faults, not the floor)
-  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n);
-  const dma = seedDma;
+  const f = IMPLS[kind];
+  const dma = seedAddresses(n);
   const t0 = now();
-  if (kind === 'JS floor') {
-    const pool = new FloorPool(n, size, FLOOR_BASE);
-    floorAlloc(pool, dma);
-    const t1 = now();
-    floorFree(pool, dma);
-    return { alloc: t1 - t0, free: now() - t1 };
-  }
-  const pool = new CheckedFloorPool(n, size, FLOOR_BASE);
-  checkedAlloc(pool, dma);
+  const pool = f.make(n, size, FLOOR_BASE);
+  f.alloc(pool, dma);
   const t1 = now();
-  checkedFree(pool, dma);
+  f.free(pool, dma);
   return { alloc: t1 - t0, free: now() - t1 };
+}
+
+/**
+ * The bench's random-order free on a floor: n blocks allocated (untimed), their addresses
+ * shuffled with the bench's seed, then the timed free loop; ms.
+ */
+export function floorRandomFree(kind: FloorKind, n: number, size: number, seed: number): number {
+  const f = IMPLS[kind];
+  const dma = seedAddresses(n);
+  const pool = f.make(n, size, FLOOR_BASE);
+  f.alloc(pool, dma);
+  shuffle(dma, rng(seed));
+  const t0 = now();
+  f.free(pool, dma);
+  return now() - t0;
 }
 
 /** One dmapool_test row on a floor: 100 iterations of allocate-all then free-all; ms. */
 export function floorDmapoolTest(kind: FloorKind, size: number, blocks: number): number {
+  const f = IMPLS[kind];
   const dma = new Float64Array(blocks);
-  if (kind === 'JS floor') {
-    const pool = new FloorPool(blocks, size, FLOOR_BASE);
-    return time100(() => { floorAlloc(pool, dma); floorFree(pool, dma); });
-  }
-  const pool = new CheckedFloorPool(blocks, size, FLOOR_BASE);
-  return time100(() => { checkedAlloc(pool, dma); checkedFree(pool, dma); });
+  const pool = f.make(blocks, size, FLOOR_BASE);
+  return time100(() => { f.alloc(pool, dma); f.free(pool, dma); });
 }

@@ -390,6 +390,10 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
         (r.device ?? 'kept') === oursDeviceFor(m));
       const k = kb.results.find((r) => r.kernel === RATIO_KERNEL && r.memory === m && r.workload === 'seed-free');
       if (radix && k) lines.push(`  radix free random / Linux ${RATIO_KERNEL} free in order (${m}): ${(radix.median_ms / k.median_ms).toFixed(2)}`);
+      // the same bar for the floors (their ratios are against the kernel's heap figures only)
+      if (k)
+        for (const f of kb.ratios.filter((r) => FLOORS.includes(r.strategy as FloorKind) && r.workload === 'free-random' && r.memory === m))
+          lines.push(`  ${f.strategy} free random / Linux ${RATIO_KERNEL} free in order (${m}): ${(f.ours_ms / k.median_ms).toFixed(2)}`);
     }
   }
   return lines.join('\n');
