@@ -655,8 +655,8 @@ export function formatTable(results: BenchResult[], floor: FloorResult[] = []): 
         `(${r.cold_over_kept === undefined ? '—' : r.cold_over_kept.toFixed(2)} vs kept; JS ${r.js_cold_over_fresh.toFixed(2)})`);
     const fcw = floorColdWarm(floor);
     if (fcw.length) {
-      lines.push('  the JS floors, the same seed loops on a bare block stack (first run of a fresh process ÷ warm): the JIT\'s tier-up ' +
-        'alone, no pages, no memory mapped — the least any JavaScript pool\'s first run costs over its warm one');
+      lines.push('  the JS floors, the same seed loops on the rulers (first run of a fresh process ÷ warm): the JIT\'s tier-up ' +
+        'alone, no memory mapped — the least a JavaScript pool of each kind pays in its first run over its warm one');
       for (const r of fcw)
         lines.push(`  ${r.floor.padEnd(13)} ${r.workload.padEnd(11)} ${r.cold_over_warm.toFixed(2).padStart(6)}  ` +
           `(cold ${fmt(r.cold_ms)} ms, warm ${fmt(r.warm_ms)} ms: +${fmt(r.cold_ms - r.warm_ms)} ms)`);
