@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
   runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
-import { CheckedFloorPool, FLOOR_PAGE, FloorPool, FLOORS, PagedFloorPool } from '../lib/cli/js-floor';
+import { CheckedFloorPool, FLOOR_PAGE, FloorPool, FLOORS, floorSpan, PagedFloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
 
@@ -103,6 +103,13 @@ describe('bench', () => {
     // the random-order free, warm, with it among the workloads (cold or not)
     const random = runFloor({ reps: 2, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['free-random'], n: 4000, cliPath: CLI });
     assert.deepEqual(random.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]), FLOORS.map((f) => [f, 'free-random', 'warm', 4000, 128, 2]));
+    // a count past a floor's 32-bit offsets: that floor is left out (never run into wrong blocks)
+    assert.equal(floorSpan('checked floor', 2 ** 24, 128), 2 ** 31);
+    assert.equal(floorSpan('paged floor', 2 ** 23, 128), 2 ** 31);
+    assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 1, workloads: ['seed-alloc', 'free-random'],
+      n: 2 ** 24, cliPath: CLI }), []);
+    for (const [Pool, n] of [[FloorPool, 2 ** 24], [CheckedFloorPool, 2 ** 24], [PagedFloorPool, 2 ** 23]] as const)
+      assert.throws(() => new Pool(n, 128, 2 ** 32), /past the 2\^31 its integer arithmetic covers/);
     // no cold figures, or no seed workload: no seed pair
     assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['seed-alloc'], n: 4000, cliPath: CLI }), []);
     assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 1, workloads: ['churn'], n: 4000, cliPath: CLI }), []);

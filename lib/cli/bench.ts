@@ -13,7 +13,7 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
-import { FLOORS, floorDmapoolTest, floorRandomFree, floorSeedRun, type FloorKind } from './js-floor';
+import { FLOOR_MAX_SPAN, FLOORS, floorDmapoolTest, floorRandomFree, floorSeedRun, floorSpan, type FloorKind } from './js-floor';
 
 export const SEED_N = 373959;
 /** The shuffle seed of the random-order free (ours and the floors': the same order). */
@@ -470,8 +470,10 @@ export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick' | 'dm
       }
     }
   }
+  // a count past a floor's integer arithmetic (FLOOR_MAX_SPAN) leaves that floor's seed figures out
+  const fits = FLOORS.filter((f) => floorSpan(f, o.n, SEED_SIZE) < FLOOR_MAX_SPAN);
   if (floorSeedWanted(o)) {
-    for (const floor of FLOORS) {
+    for (const floor of fits) {
       const cold: FloorSeedSample[] = [];
       for (let i = 0; i < o.coldReps; i++) {
         cold.push(JSON.parse(execFileSync(process.execPath, [o.cliPath, 'bench-floor-child', '--floor', floor, '--n', String(o.n)],
@@ -489,7 +491,7 @@ export function runFloor(o: Pick<BenchOptions, 'reps' | 'warmups' | 'tick' | 'dm
     }
   }
   if (floorRandomWanted(o)) {
-    for (const floor of FLOORS) {
+    for (const floor of fits) {
       for (let i = 0; i < o.warmups; i++) floorRandomFree(floor, o.n, SEED_SIZE, RANDOM_FREE_SEED);
       const ms: number[] = [];
       for (let i = 0; i < o.reps; i++) ms.push(floorRandomFree(floor, o.n, SEED_SIZE, RANDOM_FREE_SEED));
@@ -596,8 +598,9 @@ export function plannedRuns(o: BenchOptions): number {
     if (o.dmapoolTest) total += DMAPOOL_TEST_ROWS.length;
   }
   if (o.dmapoolTest) total += FLOORS.length * DMAPOOL_TEST_ROWS.length; // the JS floors' rows
-  if (floorSeedWanted(o)) total += FLOORS.length * (o.coldReps + 1); // their cold children, one tick for their warm runs
-  if (floorRandomWanted(o)) total += FLOORS.length; // their random-order frees
+  const fits = FLOORS.filter((f) => floorSpan(f, o.n, SEED_SIZE) < FLOOR_MAX_SPAN).length;
+  if (floorSeedWanted(o)) total += fits * (o.coldReps + 1); // their cold children, one tick for their warm runs
+  if (floorRandomWanted(o)) total += fits; // their random-order frees
   return total;
 }
 

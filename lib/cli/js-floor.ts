@@ -40,6 +40,21 @@ function blockStack(blocks: number): Int32Array {
   return next;
 }
 
+/** Bytes of DMA address space a floor's pool of `blocks` blocks of `size` bytes spans. */
+export function floorSpan(kind: FloorKind, blocks: number, size: number): number {
+  return kind === 'paged floor' ? Math.ceil(blocks / Math.floor(FLOOR_PAGE / size)) * 2 * FLOOR_PAGE : blocks * size;
+}
+
+/** The floors compute offsets in 32-bit integer arithmetic: a floor's pool spans less than this. */
+export const FLOOR_MAX_SPAN = 2 ** 31;
+
+/** Refuses a pool past FLOOR_MAX_SPAN (its integer offsets would wrap: wrong blocks, not slow ones). */
+function checkSpan(kind: FloorKind, blocks: number, size: number): void {
+  const span = floorSpan(kind, blocks, size);
+  if (!(span < FLOOR_MAX_SPAN))
+    throw new RangeError(`${kind}: ${blocks} blocks of ${size} B span ${span} bytes, past the 2^31 its integer arithmetic covers`);
+}
+
 /** A bare block stack over `blocks` blocks of `size` bytes from DMA address `base`. */
 export class FloorPool {
   private readonly next: Int32Array;
@@ -47,6 +62,7 @@ export class FloorPool {
   private readonly shift: number;
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
+    checkSpan('JS floor', blocks, size);
     this.next = blockStack(blocks);
     this.shift = shiftOf(size);
   }
@@ -75,6 +91,7 @@ export class CheckedFloorPool {
   private readonly span: number;
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
+    checkSpan('checked floor', blocks, size);
     this.next = blockStack(blocks);
     this.shift = shiftOf(size);
     this.span = blocks * size;
@@ -140,6 +157,7 @@ export class PagedFloorPool {
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
     if (!(size >= 1 && size <= FLOOR_PAGE)) throw new RangeError(`paged floor: size ${size} not in 1…${FLOOR_PAGE}`);
+    checkSpan('paged floor', blocks, size);
     const bpp = Math.floor(FLOOR_PAGE / size);
     const pages = Math.ceil(blocks / bpp);
     const slots = pages * 2;
