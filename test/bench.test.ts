@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
   runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
-import { CheckedFloorPool, FLOOR_PAGE, FloorPool, FLOORS, floorSpan, PagedFloorPool } from '../lib/cli/js-floor';
+import { CheckedFloorPool, fittingFloors, FLOOR_PAGE, FloorPool, FLOORS, floorSpan, PagedFloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
 import { DmaPool } from '../lib';
 
@@ -67,6 +67,17 @@ describe('bench', () => {
       f.free(got[0]);
       assert.throws(() => f.free(got[0]), /already free/);
     }
+    // a count that is not a multiple of the blocks per page (96-byte blocks: 42 per page, the last
+    // 64 bytes of each page unused): the last page is whole, the window exactly floorSpan()
+    const odd = new PagedFloorPool(100, 96, 2 ** 32);
+    const oddGot = Array.from({ length: 126 }, () => odd.alloc());
+    assert.equal(new Set(oddGot).size, 126);
+    assert.throws(() => odd.alloc(), /no free block/);
+    assert.equal(floorSpan('paged floor', 100, 96), 6 * FLOOR_PAGE);
+    assert.throws(() => odd.free(2 ** 32 + floorSpan('paged floor', 100, 96)), /not this pool/);
+    for (const d of oddGot) odd.free(d);
+    // pools of no blocks hand out nothing
+    for (const Pool of [CheckedFloorPool, PagedFloorPool]) assert.throws(() => new Pool(0, 128, 2 ** 32).alloc(), /no free block/);
     const full = new PagedFloorPool(2, 4096, 2 ** 32);
     full.alloc(); full.alloc();
     assert.throws(() => full.alloc(), /no free block/);
@@ -100,12 +111,29 @@ describe('bench', () => {
     assert.deepEqual(rows.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]),
       FLOORS.flatMap((f) => [['cold', 2], ['warm', 3]].flatMap(([m, runs]) => ['seed-alloc', 'seed-free'].map((w) => [f, w, m, 4000, 128, runs]))));
     assert.ok(rows.every((r) => r.min_ms > 0 && r.min_ms <= r.median_ms && r.median_ms <= r.max_ms));
+    // the cold figures are what the child process printed (a stand-in CLI that prints fixed times)
+    const stub = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'floor-child-')), 'cli.js');
+    fs.writeFileSync(stub, "if (process.argv[2] !== 'bench-floor-child') process.exit(9); console.log(JSON.stringify({ alloc: 111, free: 222 }));\n");
+    try {
+      const stubbed = runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 2, workloads: ['seed-alloc'], n: 4000, cliPath: stub });
+      for (const f of FLOORS) {
+        const get = (w: string, m: string) => stubbed.find((r) => r.floor === f && r.workload === w && r.mode === m)!.median_ms;
+        assert.deepEqual([get('seed-alloc', 'cold'), get('seed-free', 'cold')], [111, 222]);
+        assert.ok(get('seed-alloc', 'warm') < 111, 'warm runs are this process\'s own');
+      }
+    } finally {
+      fs.rmSync(path.dirname(stub), { recursive: true, force: true });
+    }
     // the random-order free, warm, with it among the workloads (cold or not)
     const random = runFloor({ reps: 2, warmups: 0, dmapoolTest: false, cold: false, coldReps: 1, workloads: ['free-random'], n: 4000, cliPath: CLI });
     assert.deepEqual(random.map((r) => [r.floor, r.workload, r.mode, r.n, r.size, r.runs]), FLOORS.map((f) => [f, 'free-random', 'warm', 4000, 128, 2]));
     // a count past a floor's 32-bit offsets: that floor is left out (never run into wrong blocks)
     assert.equal(floorSpan('checked floor', 2 ** 24, 128), 2 ** 31);
     assert.equal(floorSpan('paged floor', 2 ** 23, 128), 2 ** 31);
+    assert.deepEqual(fittingFloors(2 ** 23 - 32, 128), FLOORS);
+    assert.deepEqual(fittingFloors(2 ** 23 - 31, 128), ['JS floor', 'checked floor']);
+    assert.deepEqual(fittingFloors(2 ** 24 - 1, 128), ['JS floor', 'checked floor']);
+    assert.deepEqual(fittingFloors(2 ** 24, 128), []);
     assert.deepEqual(runFloor({ reps: 1, warmups: 0, dmapoolTest: false, cold: true, coldReps: 1, workloads: ['seed-alloc', 'free-random'],
       n: 2 ** 24, cliPath: CLI }), []);
     for (const [Pool, n] of [[FloorPool, 2 ** 24], [CheckedFloorPool, 2 ** 24], [PagedFloorPool, 2 ** 23]] as const)

@@ -48,6 +48,11 @@ export function floorSpan(kind: FloorKind, blocks: number, size: number): number
 /** The floors compute offsets in 32-bit integer arithmetic: a floor's pool spans less than this. */
 export const FLOOR_MAX_SPAN = 2 ** 31;
 
+/** The floors that can hold `blocks` blocks of `size` bytes (span under FLOOR_MAX_SPAN), in FLOORS order. */
+export function fittingFloors(blocks: number, size: number): FloorKind[] {
+  return FLOORS.filter((f) => floorSpan(f, blocks, size) < FLOOR_MAX_SPAN);
+}
+
 /** Refuses a pool past FLOOR_MAX_SPAN (its integer offsets would wrap: wrong blocks, not slow ones). */
 function checkSpan(kind: FloorKind, blocks: number, size: number): void {
   const span = floorSpan(kind, blocks, size);
@@ -86,12 +91,13 @@ export class FloorPool {
 /** The block stack with the checks every safe free makes (see the file comment). */
 export class CheckedFloorPool {
   private readonly next: Int32Array;
-  private head = 0;
+  private head: number;
   private readonly shift: number;
   private readonly span: number;
 
   constructor(blocks: number, private readonly size: number, private readonly base: number) {
     checkSpan('checked floor', blocks, size);
+    this.head = blocks > 0 ? 0 : -1;
     this.next = blockStack(blocks);
     this.shift = shiftOf(size);
     this.span = blocks * size;
@@ -123,8 +129,9 @@ export const FLOOR_PAGE = 4096;
 let scatter: Int32Array | undefined;
 
 /**
- * 0 … slots - 1 in a shuffled order (seeded: the same every run), kept for the next pool of the
- * same size, so a timed create does not time the shuffle (a real pool's pages arrive placed).
+ * 0 … slots - 1 in a shuffled order (seeded: the same every run), made before the clock
+ * (Floor.prepare) and kept for the next pool of the same size: a timed create does not time the
+ * shuffle (a real pool's pages arrive placed).
  */
 function scatterOrder(slots: number): Int32Array {
   if (scatter === undefined || scatter.length !== slots) {
@@ -140,15 +147,16 @@ function scatterOrder(slots: number): Int32Array {
  * are laid out as dma_pool_create() lays out a page: ⌊FLOOR_PAGE / size⌋ per page from its start.
  * The pages sit in a DMA window of twice their number of 4 KiB slots, in an order shuffled once
  * (seeded): neighbouring pages are not neighbours in DMA space, as in a long-running IOVA space.
- * `table[slot]` holds page + 1 (0: no page). One LIFO of all blocks, as the other floors; each
- * block's DMA address precomputed (alloc: one load).
+ * `table[slot]` holds page + 1 (0: no page). One LIFO of all blocks, as the other floors; a
+ * block's address is its page's plus its offset (no per-block table to build at create).
  */
 export class PagedFloorPool {
   private readonly next: Int32Array;
-  private head = 0;
-  private readonly blockDma: Float64Array;
+  private head: number;
   private readonly table: Int32Array;
   private readonly bpp: number;
+  /** log2(bpp) when a power of two, else -1 (a division finds a block's page). */
+  private readonly bppShift: number;
   private readonly shift: number;
   /** Bytes of the DMA window. */
   private readonly window: number;
@@ -171,9 +179,9 @@ export class PagedFloorPool {
       this.pageDma[p] = base + order[p] * FLOOR_PAGE;
       this.table[order[p]] = p + 1;
     }
+    this.bppShift = shiftOf(bpp);
     this.next = blockStack(pages * bpp);
-    this.blockDma = new Float64Array(pages * bpp);
-    for (let b = 0; b < this.blockDma.length; b++) this.blockDma[b] = this.pageDma[(b / bpp) | 0] + (b % bpp) * size;
+    this.head = pages > 0 ? 0 : -1;
   }
 
   alloc(): number {
@@ -181,7 +189,9 @@ export class PagedFloorPool {
     if (b < 0) throw new RangeError('paged floor: no free block');
     this.head = this.next[b];
     this.next[b] = ALLOCATED;
-    return this.blockDma[b];
+    const p = this.bppShift >= 0 ? b >> this.bppShift : (b / this.bpp) | 0;
+    const idx = b - p * this.bpp;
+    return this.pageDma[p] + (this.shift >= 0 ? idx << this.shift : idx * this.size);
   }
 
   free(dma: number): void {
@@ -229,6 +239,8 @@ function pagedFree(pool: PagedFloorPool, dma: Float64Array): void {
 
 /** A floor: how to make one, and its own two loops. */
 interface Floor<P> {
+  /** Work a real pool would not do at create (placing the paged floor's pages), done before the clock. */
+  prepare?(blocks: number, size: number): void;
   make(blocks: number, size: number, base: number): P;
   alloc(pool: P, dma: Float64Array): void;
   free(pool: P, dma: Float64Array): void;
@@ -241,7 +253,8 @@ function floor<P>(f: Floor<P>): Floor<unknown> {
 const IMPLS: Record<FloorKind, Floor<unknown>> = {
   'JS floor': floor({ make: (b, s, base) => new FloorPool(b, s, base), alloc: floorAlloc, free: floorFree }),
   'checked floor': floor({ make: (b, s, base) => new CheckedFloorPool(b, s, base), alloc: checkedAlloc, free: checkedFree }),
-  'paged floor': floor({ make: (b, s, base) => new PagedFloorPool(b, s, base), alloc: pagedAlloc, free: pagedFree }),
+  'paged floor': floor({ prepare: (b, s) => { checkSpan('paged floor', b, s); scatterOrder(floorSpan('paged floor', b, s) / FLOOR_PAGE); },
+    make: (b, s, base) => new PagedFloorPool(b, s, base), alloc: pagedAlloc, free: pagedFree }),
 };
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -263,7 +276,8 @@ let seedDma: Float64Array | undefined;
  * bench's for ours (a fresh 3 MB array per run would time its page faults, not the floor).
  */
 function seedAddresses(n: number): Float64Array {
-  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n);
+  // written once when made: in a fresh process its pages would otherwise fault in the timed loop
+  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n).fill(0);
   return seedDma;
 }
 
@@ -277,6 +291,7 @@ function seedAddresses(n: number): Float64Array {
 export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc: number; free: number } {
   const f = IMPLS[kind];
   const dma = seedAddresses(n);
+  f.prepare?.(n, size);
   const t0 = now();
   const pool = f.make(n, size, FLOOR_BASE);
   f.alloc(pool, dma);
@@ -292,6 +307,7 @@ export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc:
 export function floorRandomFree(kind: FloorKind, n: number, size: number, seed: number): number {
   const f = IMPLS[kind];
   const dma = seedAddresses(n);
+  f.prepare?.(n, size);
   const pool = f.make(n, size, FLOOR_BASE);
   f.alloc(pool, dma);
   shuffle(dma, rng(seed));
@@ -304,6 +320,7 @@ export function floorRandomFree(kind: FloorKind, n: number, size: number, seed: 
 export function floorDmapoolTest(kind: FloorKind, size: number, blocks: number): number {
   const f = IMPLS[kind];
   const dma = new Float64Array(blocks);
+  f.prepare?.(blocks, size);
   const pool = f.make(blocks, size, FLOOR_BASE);
   return time100(() => { f.alloc(pool, dma); f.free(pool, dma); });
 }
