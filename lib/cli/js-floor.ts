@@ -12,7 +12,6 @@
  *   free checks the address lies in the pool's memory, starts a block and is allocated (one state
  *   word per block), alloc notices exhaustion. Its memory is one contiguous range, so it needs no
  *   page lookup at all: every real pool (pages scattered in DMA space) does at least this much.
- *
  * - `paged floor`: the checked floor with pages, as every real pool has them: 4 KiB pages scattered
  *   over DMA space, each free finding its page through one flat table (the cheapest lookup there
  *   is), then the same checks. What a pool whose pages are not one range spends at least.
