@@ -352,7 +352,7 @@ export class DmaPool {
     let added = false;
     try {
       if (this.debug) this.poisonChunk(chunk);
-      const p = pages.add(chunk); // room was reserved: cannot fail
+      const p = pages.add(chunk, this.index.linksPages); // room was reserved: cannot fail
       added = true;
       this.index.addPage(p); // the last step that can fail; it changes nothing when it throws
     } catch (e) {

@@ -261,6 +261,7 @@ function armedIndex(kind: PageIndex['kind'], arm: { fail?: () => Error }) {
     const real = makeIndex(kind, pages);
     return {
       get kind() { return real.kind; },
+      get linksPages() { return real.linksPages; },
       get visits() { return real.visits; },
       get bytesPerPage() { return real.bytesPerPage; },
       get takenPage() { return real.takenPage; },

@@ -131,3 +131,86 @@ describe('page indexes: the hot path lookup (findProbe) and the reference one (f
     });
   }
 });
+
+describe('stack index: a new page handed out by a cursor, in the order a linked chain would give', () => {
+  /**
+   * The design before the cursor, as a model: addPage() links the page's blocks in ascending order
+   * and splices the chain on top of the stack; take() pops; put() pushes.
+   */
+  class ChainModel {
+    stack: number[] = [];
+    addPage(page: number, bpp: number): void {
+      for (let b = page * bpp + bpp - 1; b >= page * bpp; b--) this.stack.push(b);
+    }
+    take(): number {
+      return this.stack.length ? this.stack.pop()! : -1;
+    }
+    put(b: number): void {
+      this.stack.push(b);
+    }
+  }
+
+  it('property: takes and puts agree with the linked-chain model, pages added when empty or ahead (fast-check)', () => {
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('take' as const) }),
+      fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
+      fc.record({ t: fc.constant('ahead' as const) }),
+    );
+    let steps = 0;
+    fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
+      const pages = new PageTable(bpp, 4096);
+      const index = makeIndex('stack', pages);
+      assert.equal(index.linksPages, false);
+      const model = new ChainModel();
+      const taken: number[] = [];
+      const addPage = () => {
+        index.addPage(pages.add({ dma: 2 ** 32 + pages.count * 8192 }, index.linksPages));
+        model.addPage(pages.count - 1, bpp);
+      };
+      for (const o of ops) {
+        if (o.t === 'take') {
+          let b = index.take();
+          let m = model.take();
+          if (b === -1) {
+            assert.equal(m, -1, 'the index ran out before the model');
+            addPage(); // the pool's case: a page is added when take() finds nothing
+            b = index.take();
+            m = model.take();
+          }
+          assert.equal(b, m);
+          assert.equal(index.takenPage, Math.floor(b / bpp));
+          pages.next[b] = -2; // Link.Allocated, as the pool marks it
+          taken.push(b);
+        } else if (o.t === 'put' && taken.length) {
+          const b = taken.splice(o.pick % taken.length, 1)[0];
+          index.put(b);
+          model.put(b);
+        } else if (o.t === 'ahead') {
+          addPage(); // a caller adding a page while blocks are still free
+        }
+        index.check();
+        steps++;
+      }
+    }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
+    assert.ok(steps >= 10000, `ran ${steps} steps`);
+  });
+
+  it('a page added by the pool costs no link stores; check() catches a broken cursor range', () => {
+    const pages = new PageTable(32, 4096);
+    const index = makeIndex('stack', pages);
+    index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
+    assert.equal(index.take(), 0);
+    pages.next[0] = -2;
+    // blocks 1…31 are handed out by the cursor: their links were never written
+    assert.deepEqual(Array.from(pages.next.subarray(1, 32)), new Array(31).fill(0));
+    assert.equal(pages.freeHead[0], -1);
+    index.check();
+    pages.next[5] = -2; // a cursor block marked allocated
+    assert.throws(() => index.check(), /fresh block 5 is allocated/);
+    pages.next[5] = 0;
+    index.put(0);
+    pages.next[0] = 3; // the stack now reaches block 3, which the cursor also holds
+    pages.next[3] = -1;
+    assert.throws(() => index.check(), /fresh block 3 is also on the block stack/);
+  });
+});

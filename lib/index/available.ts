@@ -9,6 +9,8 @@ import { asNoMem, checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;
+  /** Per-page free lists: a new page's blocks come linked (PageTable.add). */
+  readonly linksPages = true;
   abstract readonly visits: number;
   abstract readonly bytesPerPage: number;
   abstract findPage(dma: number): number;

@@ -9,6 +9,8 @@ import { checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export class LinearIndex implements PageIndex {
   readonly kind = 'linear' as const;
+  /** Per-page free lists, as the original: a new page's blocks come linked (PageTable.add). */
+  readonly linksPages = true;
   readonly bytesPerPage = 0; // the list order is the page-id order
   visits = 0;
   takenPage: number = Link.None;

@@ -11,7 +11,13 @@ export type IndexKind = (typeof INDEX_KINDS)[number];
 export interface PageIndex {
   readonly kind: IndexKind;
   /**
-   * A page was added (its blocks are linked in pages.next from pages.freeHead[page]).
+   * Whether a new page's blocks must be linked in pages.next from pages.freeHead[page] before
+   * addPage() (per-page free lists); false when the index hands a new page's blocks out itself
+   * (the stack's cursor), so PageTable.add() skips the bpp stores per page.
+   */
+  readonly linksPages: boolean;
+  /**
+   * A page was added (its blocks linked in pages.next from pages.freeHead[page] when linksPages).
    * All-or-nothing: it either succeeds or throws (DmaPoolError: EINVAL for an overlapping or
    * misaligned page, ENOMEM when its arrays cannot grow) leaving the index as it was; the pool
    * then removes the page from the table and returns its chunk to the provider.

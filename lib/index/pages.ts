@@ -127,23 +127,32 @@ export class PageTable<C extends PageMemory = PageMemory> {
   }
 
   /**
-   * Adds a page over `chunk`; its blocks are linked in ascending order (first block first,
-   * the last one's link Link.None). Returns the page id. Call reserve(count + 1) first when growth
-   * must not fail half-way (the pool does); otherwise this grows the table itself.
+   * Adds a page over `chunk`. With `link` (the default, and what per-page free lists need) its
+   * blocks are linked in ascending order from freeHead (first block first, the last one's link
+   * Link.None); without, freeHead is Link.None and the blocks' links are left as they are (an
+   * index that hands new blocks out by a cursor: PageIndex.linksPages). Returns the page id.
+   * Call reserve(count + 1) first when growth must not fail half-way (the pool does); otherwise
+   * this grows the table itself.
    */
-  add(chunk: C): number {
+  add(chunk: C, link = true): number {
     if (this.count === this.dma.length) this.reserve(this.count + 1);
     this.chunks.push(chunk);
     const p = this.count++;
+    this.dma[p] = chunk.dma;
+    if (link) this.linkPage(p);
+    else this.freeHead[p] = Link.None;
+    return p;
+  }
+
+  /** Links page p's blocks in ascending order from freeHead[p] (the last one's link Link.None). */
+  linkPage(p: number): void {
     const bpp = this.blocksPerPage;
     const base = p * bpp;
-    this.dma[p] = chunk.dma;
-    this.freeHead[p] = base;
     const next = this.next;
     const last = base + bpp - 1;
     for (let b = base; b < last; b++) next[b] = b + 1;
     next[last] = Link.None;
-    return p;
+    this.freeHead[p] = base;
   }
 
   /** Undoes the last add() (its index entry failed); returns the page's chunk. */

@@ -12,8 +12,19 @@ import { Link, PageTable } from './pages';
 
 export class StackIndex implements PageIndex {
   readonly kind = 'stack' as const;
+  /** A new page's blocks are handed out by a cursor (fresh … freshEnd), not linked first. */
+  readonly linksPages = false;
   readonly tree = new RbTree();
   private head: number = Link.None;
+  /**
+   * The newest page's blocks not yet handed out: [fresh, freshEnd), taken upwards once the stack
+   * is empty — the bottom of the stack, in the order a linked chain spliced on at addPage() would
+   * give (frees after it are pushed above it). A page thus costs no link stores when it is added:
+   * Linux writes its free list into every block of a new page (pool_initialise_page()); here a
+   * block gets a link only when it is freed. Their `next` entries are never Link.Allocated.
+   */
+  private fresh = 0;
+  private freshEnd = 0;
   takenPage: number = Link.None;
   /** log2(blocksPerPage) when it is a power of two (a shift finds a block's page), else -1 (a division). */
   private readonly bppShift: number;
@@ -33,10 +44,18 @@ export class StackIndex implements PageIndex {
   addPage(page: number): void {
     const pages = this.pages;
     this.tree.insert(page, pages.dma[page], pages.allocation);
-    // The page's blocks are already chained in ascending order: splice the chain on top.
-    const last = page * pages.blocksPerPage + pages.blocksPerPage - 1;
-    pages.next[last] = this.head;
-    this.head = pages.freeHead[page];
+    const bpp = pages.blocksPerPage;
+    if (this.head === Link.None && this.fresh === this.freshEnd) {
+      // the pool's case (a page is added when take() found nothing): the cursor hands it out
+      this.fresh = page * bpp;
+      this.freshEnd = this.fresh + bpp;
+    } else {
+      // blocks still free (a caller adding pages ahead): the page's blocks, linked in ascending
+      // order, go on top of the stack, as a chain spliced on at once always did
+      pages.linkPage(page);
+      pages.next[page * bpp + bpp - 1] = this.head;
+      this.head = page * bpp;
+    }
     pages.freeHead[page] = Link.None; // per-page lists are unused by this strategy
   }
 
@@ -52,13 +71,13 @@ export class StackIndex implements PageIndex {
   }
 
   take(): number {
-    const b = this.head;
-    if (b !== Link.None) {
-      const pages = this.pages;
-      this.head = pages.next[b];
-      const shift = this.bppShift;
-      this.takenPage = shift >= 0 ? b >> shift : (b / pages.blocksPerPage) | 0;
-    }
+    let b = this.head;
+    const pages = this.pages;
+    if (b !== Link.None) this.head = pages.next[b];
+    else if (this.fresh < this.freshEnd) b = this.fresh++;
+    else return Link.None;
+    const shift = this.bppShift;
+    this.takenPage = shift >= 0 ? b >> shift : (b / pages.blocksPerPage) | 0;
     return b;
   }
 
@@ -83,6 +102,20 @@ export class StackIndex implements PageIndex {
       seen[b] = 1;
       freePerPage[(b / pages.blocksPerPage) | 0]++;
       n++;
+    }
+    // the cursor's blocks: the tail of one page, free, on no list
+    if (this.fresh !== this.freshEnd) {
+      const bpp = pages.blocksPerPage;
+      const p = Math.floor(this.fresh / bpp);
+      if (!(this.fresh >= 0 && this.fresh < this.freshEnd && this.freshEnd === (p + 1) * bpp && p < pages.count))
+        throw new Error(`fresh blocks [${this.fresh}, ${this.freshEnd}) are not the tail of one page`);
+      for (let b = this.fresh; b < this.freshEnd; b++) {
+        if (seen[b]) throw new Error(`fresh block ${b} is also on the block stack`);
+        if (pages.next[b] === Link.Allocated) throw new Error(`fresh block ${b} is allocated`);
+        seen[b] = 1;
+        freePerPage[p]++;
+        n++;
+      }
     }
     for (let p = 0; p < pages.count; p++) {
       const used = pages.allocatedIn(p);
