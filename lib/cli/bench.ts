@@ -13,7 +13,7 @@ import { openDevice } from '../open';
 import { INDEX_KINDS, type IndexKind } from '../index/page-index';
 import { noCounters, type ProviderCounters } from '../provider';
 import { rng, shuffle } from '../rng';
-import { FLOORS, fittingFloors, floorDmapoolTest, floorRandomFree, floorSeedRun, type FloorKind } from './js-floor';
+import { addressArray, FLOORS, fittingFloors, floorDmapoolTest, floorRandomFree, floorSeedRun, type FloorKind, type FloorSeedSample } from './js-floor';
 
 export const SEED_N = 373959;
 /** The shuffle seed of the random-order free (ours and the floors': the same order). */
@@ -82,15 +82,6 @@ function diff(a: ProviderCounters, b: ProviderCounters): ProviderCounters {
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-let addresses: Float64Array | undefined;
-
-/** The address array of a run: one per process and count, reused by later runs (the kernel runner keeps one too). */
-function addressArray(n: number): Float64Array {
-  // written once when made: a fresh array's pages are not yet mapped, and a fresh process's first
-  // run would otherwise time their page faults inside the alloc loop (the caller's memory, not the pool's)
-  if (addresses === undefined || addresses.length !== n) addresses = new Float64Array(n).fill(0);
-  return addresses;
-}
 
 // The workloads' loops are functions of their own, as a driver's are: mpt3sas allocates its chain
 // pool in _base_allocate_chain_dma_pool() and frees it in _base_release_memory_pools(), and the
@@ -427,12 +418,6 @@ export const FLOOR_BOUNDS: Record<FloorKind, string> = {
 /** A floor's dmapool_test figure (see js-floor.ts): which ruler measured it. */
 export interface FloorResult extends TimedResult {
   floor: FloorKind;
-}
-
-/** The seed figures a floor's run gives (what bench-floor-child prints for its first run). */
-export interface FloorSeedSample {
-  alloc: number;
-  free: number;
 }
 
 /** Whether the floors run the seed pair: cold figures asked for and a seed workload among the workloads. */

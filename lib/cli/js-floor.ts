@@ -39,6 +39,9 @@ function blockStack(blocks: number): Int32Array {
   return next;
 }
 
+/** Bytes per page of the paged floor: Linux's PAGE_SIZE (every dmapool_test row's and the seed's allocation). */
+export const FLOOR_PAGE = 4096;
+
 /** Bytes of DMA address space a floor's pool of `blocks` blocks of `size` bytes spans. */
 export function floorSpan(kind: FloorKind, blocks: number, size: number): number {
   return kind === 'paged floor' ? Math.ceil(blocks / Math.floor(FLOOR_PAGE / size)) * 2 * FLOOR_PAGE : blocks * size;
@@ -121,9 +124,6 @@ export class CheckedFloorPool {
     this.head = b;
   }
 }
-
-/** Bytes per page of the paged floor: Linux's PAGE_SIZE (every dmapool_test row's and the seed's allocation). */
-export const FLOOR_PAGE = 4096;
 
 let scatter: Int32Array | undefined;
 
@@ -268,16 +268,24 @@ function time100(iteration: () => void): number {
   return now() - t0;
 }
 
-let seedDma: Float64Array | undefined;
+let addresses: Float64Array | undefined;
 
 /**
- * The address array of a seed run: one per process and count, made before the clock, as the
- * bench's for ours (a fresh 3 MB array per run would time its page faults, not the floor).
+ * The caller's address array of a run — ours (bench.ts runOnce) and the floors' share it: one per
+ * process and count, reused by later runs (the kernel runner keeps one too), taken before the
+ * clock. Written once when made: a fresh array's pages are not yet mapped, and a fresh process's
+ * first run would otherwise time their page faults inside the alloc loop (the caller's memory,
+ * not the pool's).
  */
-function seedAddresses(n: number): Float64Array {
-  // written once when made: in a fresh process its pages would otherwise fault in the timed loop
-  if (seedDma === undefined || seedDma.length !== n) seedDma = new Float64Array(n).fill(0);
-  return seedDma;
+export function addressArray(n: number): Float64Array {
+  if (addresses === undefined || addresses.length !== n) addresses = new Float64Array(n).fill(0);
+  return addresses;
+}
+
+/** A seed run's two figures in ms (what bench-floor-child prints for its first run). */
+export interface FloorSeedSample {
+  alloc: number;
+  free: number;
 }
 
 /**
@@ -287,9 +295,9 @@ function seedAddresses(n: number): Float64Array {
  * (the bench-floor-child command) the first run is what the JIT's tier-up costs a pool that does
  * almost nothing per call: the floor under any JavaScript pool's cold ÷ warm.
  */
-export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc: number; free: number } {
+export function floorSeedRun(kind: FloorKind, n: number, size: number): FloorSeedSample {
   const f = IMPLS[kind];
-  const dma = seedAddresses(n);
+  const dma = addressArray(n);
   f.prepare?.(n, size);
   const t0 = now();
   const pool = f.make(n, size, FLOOR_BASE);
@@ -305,7 +313,7 @@ export function floorSeedRun(kind: FloorKind, n: number, size: number): { alloc:
  */
 export function floorRandomFree(kind: FloorKind, n: number, size: number, seed: number): number {
   const f = IMPLS[kind];
-  const dma = seedAddresses(n);
+  const dma = addressArray(n);
   f.prepare?.(n, size);
   const pool = f.make(n, size, FLOOR_BASE);
   f.alloc(pool, dma);
