@@ -214,3 +214,107 @@ describe('stack index: a new page handed out by a cursor, in the order a linked 
     assert.throws(() => index.check(), /fresh block 3 is also on the block stack/);
   });
 });
+
+describe('available-list indexes (rbtree, radix): a new page handed out by a cursor, in the order linked per-page lists give', () => {
+  /**
+   * The seed's design before the cursor, as a model: addPage() links the page's blocks in
+   * ascending order and puts the page at the head of the available list; take() takes the head
+   * page's first free block (a page left with none leaves the list); put() pushes the block on its
+   * page's list, and a page that was full rejoins at the head.
+   */
+  class AvailModel {
+    lists: number[][] = [];
+    avail: number[] = [];
+    constructor(private readonly bpp: number) {}
+    addPage(page: number): void {
+      this.lists[page] = Array.from({ length: this.bpp }, (_, i) => page * this.bpp + i);
+      this.avail.unshift(page);
+    }
+    take(): number {
+      if (!this.avail.length) return -1;
+      const p = this.avail[0];
+      const b = this.lists[p].shift()!;
+      if (!this.lists[p].length) this.avail.shift();
+      return b;
+    }
+    put(b: number): void {
+      const p = Math.floor(b / this.bpp);
+      if (!this.lists[p].length) this.avail.unshift(p);
+      this.lists[p].unshift(b);
+    }
+  }
+
+  for (const kind of ['rbtree', 'radix'] as const) {
+    it(`${kind}, property: takes and puts agree with the linked-list model, pages added when full or ahead (fast-check)`, () => {
+      const op = fc.oneof(
+        fc.record({ t: fc.constant('take' as const) }),
+        fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
+        fc.record({ t: fc.constant('ahead' as const) }),
+      );
+      let steps = 0;
+      fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
+        const pages = new PageTable(bpp, 4096);
+        const index = makeIndex(kind, pages);
+        assert.equal(index.linksPages, false);
+        const model = new AvailModel(bpp);
+        const taken: number[] = [];
+        const addPage = () => {
+          index.addPage(pages.add({ dma: 2 ** 32 + pages.count * 8192 }, index.linksPages));
+          model.addPage(pages.count - 1);
+        };
+        for (const o of ops) {
+          if (o.t === 'take') {
+            let b = index.take();
+            let m = model.take();
+            if (b === -1) {
+              assert.equal(m, -1, 'the index ran out before the model');
+              addPage(); // the pool's case: a page is added when take() finds nothing
+              b = index.take();
+              m = model.take();
+            }
+            assert.equal(b, m);
+            assert.equal(index.takenPage, Math.floor(b / bpp));
+            pages.next[b] = -2; // Link.Allocated, as the pool marks it
+            taken.push(b);
+          } else if (o.t === 'put' && taken.length) {
+            const b = taken.splice(o.pick % taken.length, 1)[0];
+            index.put(b, Math.floor(b / bpp));
+            model.put(b);
+          } else if (o.t === 'ahead') {
+            addPage(); // a caller adding a page while blocks are still free
+          }
+          index.check();
+          steps++;
+        }
+      }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
+      assert.ok(steps >= 10000, `ran ${steps} steps`);
+    });
+  }
+
+  it('a page added by the pool costs no link stores; check() and take() catch a broken cursor or list', () => {
+    const pages = new PageTable(32, 4096);
+    const index = makeIndex('rbtree', pages);
+    index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
+    assert.equal(index.take(), 0);
+    pages.next[0] = -2;
+    // blocks 1…31 are handed out by the cursor: their links were never written
+    assert.deepEqual(Array.from(pages.next.subarray(1, 32)), new Array(31).fill(0));
+    assert.equal(pages.freeHead[0], -1);
+    index.check();
+    pages.next[5] = -2; // a cursor block marked allocated
+    assert.throws(() => index.check(), /cursor block 5 is allocated/);
+    pages.next[5] = 0;
+    index.put(0, 0);
+    pages.next[0] = 3; // page 0's list now reaches block 3, which the cursor also holds
+    pages.next[3] = -1;
+    assert.throws(() => index.check(), /cursor block 3 is also on the free list/);
+    pages.next[0] = -1;
+    index.check();
+    // a page added ahead (the cursor still busy) is linked; emptying its list behind the index's
+    // back leaves an available page with no block: take() refuses it instead of inventing one
+    index.addPage(pages.add({ dma: 2 ** 32 + 8192 }, index.linksPages));
+    assert.equal(pages.freeHead[1], 32);
+    pages.freeHead[1] = -1;
+    assert.throws(() => index.take(), (e: unknown) => e instanceof DmaPoolError && e.code === 'EIO');
+  });
+});

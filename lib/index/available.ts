@@ -4,13 +4,14 @@
  * the list; a full page that gets a block back rejoins at the head. Lookup of the owning page
  * on free is left to subclasses (red-black tree, radix table).
  */
+import { DmaPoolError } from '../errors';
 import { checkProbe, type IndexKind, type PageIndex } from './page-index';
 import { asNoMem, checkPerPageFreeLists, Link, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;
-  /** Per-page free lists: a new page's blocks come linked (PageTable.add). */
-  readonly linksPages = true;
+  /** A new page's blocks are handed out by the cursor (fresh … freshEnd), not linked first. */
+  readonly linksPages = false;
   abstract readonly visits: number;
   abstract readonly bytesPerPage: number;
   abstract findPage(dma: number): number;
@@ -25,6 +26,18 @@ export abstract class AvailableListIndex implements PageIndex {
   takenPage: number = Link.None;
   private availNext: Int32Array = new Int32Array(16);
   private availPrev: Int32Array = new Int32Array(16);
+  /**
+   * The cursor: blocks [fresh, freshEnd) of page `curPage`, never handed out yet — the tail of
+   * that page's free list, after its linked part (freeHead). A page added when every page is full
+   * (the pool's case) gets the cursor instead of having its blocks linked: Linux writes a free
+   * list into every block of a new page (pool_initialise_page()), here a block gets a link only
+   * when it is freed. The order is the linked list's: freed blocks first (pushed on freeHead),
+   * then the untaken ones upwards. A page is available while its list or the cursor (when it is
+   * the cursor's page) holds a block. The cursor's blocks' `next` entries are never Link.Allocated.
+   */
+  private curPage: number = Link.None;
+  private fresh = 0;
+  private freshEnd = 0;
   constructor(protected readonly pages: PageTable) {}
 
   addPage(page: number): void {
@@ -43,7 +56,23 @@ export abstract class AvailableListIndex implements PageIndex {
       this.availNext = n; this.availPrev = p;
     }
     this.indexPage(page);
+    const pages = this.pages;
+    if (this.fresh === this.freshEnd) {
+      // the cursor is free (always, when the pool adds a page: every page is full): it hands the page out
+      this.curPage = page;
+      this.fresh = page * pages.blocksPerPage;
+      this.freshEnd = this.fresh + pages.blocksPerPage;
+      pages.freeHead[page] = Link.None;
+    } else {
+      // another page's blocks are still on the cursor (a caller adding pages ahead): link this one
+      pages.linkPage(page);
+    }
     this.pushAvail(page);
+  }
+
+  /** Whether page p's free blocks include the cursor's (p is the cursor's page and it is not used up). */
+  private onCursor(p: number): boolean {
+    return p === this.curPage && this.fresh !== this.freshEnd;
   }
 
   private pushAvail(page: number): void {
@@ -58,17 +87,28 @@ export abstract class AvailableListIndex implements PageIndex {
     const p = this.availHead;
     if (p === Link.None) return Link.None;
     const pages = this.pages;
-    const b = pages.freeHead[p];
-    const nb = pages.next[b];
-    pages.freeHead[p] = nb;
-    this.takenPage = p;
-    if (nb === Link.None) {
-      // the page is full: it leaves the available list (it is the head)
-      const n = this.availNext[p];
-      this.availHead = n;
-      if (n !== Link.None) this.availPrev[n] = Link.None;
+    let b = pages.freeHead[p];
+    if (b !== Link.None) {
+      const nb = pages.next[b];
+      pages.freeHead[p] = nb;
+      if (nb === Link.None && !this.onCursor(p)) this.leaveHead(p);
+    } else {
+      // an available page with an empty list holds the cursor's blocks; anything else would hand
+      // out a block twice, so it is refused rather than trusted
+      if (p !== this.curPage || this.fresh >= this.freshEnd)
+        throw new DmaPoolError('EIO', `${this.kind} index: available page ${p} has no free block`);
+      b = this.fresh++;
+      if (this.fresh === this.freshEnd) this.leaveHead(p);
     }
+    this.takenPage = p;
     return b;
+  }
+
+  /** The head page p is full: it leaves the available list. */
+  private leaveHead(p: number): void {
+    const n = this.availNext[p];
+    this.availHead = n;
+    if (n !== Link.None) this.availPrev[n] = Link.None;
   }
 
   put(block: number, page?: number): void {
@@ -77,7 +117,7 @@ export abstract class AvailableListIndex implements PageIndex {
     const head = pages.freeHead[p];
     pages.next[block] = head;
     pages.freeHead[p] = block;
-    if (head === Link.None) this.pushAvail(p); // was full: rejoin at the head
+    if (head === Link.None && !this.onCursor(p)) this.pushAvail(p); // was full: rejoin at the head
   }
 
   /** Bytes per page of the available list's links. */
@@ -93,7 +133,13 @@ export abstract class AvailableListIndex implements PageIndex {
       if (this.findPage(d + pages.allocation) === p || this.findPage(d - 1) === p)
         throw new Error(`${this.kind}: lookup finds page ${p} outside its range`);
     }
-    checkPerPageFreeLists(pages);
+    const bpp = pages.blocksPerPage;
+    if (this.fresh !== this.freshEnd) {
+      const c = this.curPage;
+      if (!(c >= 0 && c < pages.count && this.fresh >= c * bpp && this.fresh < this.freshEnd && this.freshEnd === (c + 1) * bpp))
+        throw new Error(`cursor [${this.fresh}, ${this.freshEnd}) is not the tail of page ${c}`);
+    }
+    checkPerPageFreeLists(pages, this.fresh !== this.freshEnd ? { page: this.curPage, from: this.fresh, to: this.freshEnd } : undefined);
     checkProbe(this, pages);
     const seen = new Uint8Array(pages.count);
     let prev = Link.None;
@@ -101,10 +147,10 @@ export abstract class AvailableListIndex implements PageIndex {
       if (seen[p]) throw new Error(`available list revisits page ${p}`);
       seen[p] = 1;
       if (this.availPrev[p] !== prev) throw new Error(`available list: bad prev link at page ${p}`);
-      if (pages.freeHead[p] === Link.None) throw new Error(`full page ${p} on the available list`);
+      if (pages.freeHead[p] === Link.None && !this.onCursor(p)) throw new Error(`full page ${p} on the available list`);
       prev = p;
     }
     for (let p = 0; p < pages.count; p++)
-      if (!seen[p] && pages.freeHead[p] !== Link.None) throw new Error(`page ${p} has free blocks but is not available`);
+      if (!seen[p] && (pages.freeHead[p] !== Link.None || this.onCursor(p))) throw new Error(`page ${p} has free blocks but is not available`);
   }
 }

@@ -12,8 +12,9 @@ export interface PageIndex {
   readonly kind: IndexKind;
   /**
    * Whether a new page's blocks must be linked in pages.next from pages.freeHead[page] before
-   * addPage() (per-page free lists); false when the index hands a new page's blocks out itself
-   * (the stack's cursor), so PageTable.add() skips the bpp stores per page.
+   * addPage() (linear, Linux's original per-page lists); false when the index hands a new page's
+   * blocks out itself by a cursor (stack; rbtree and radix, AvailableListIndex), so
+   * PageTable.add() skips the bpp stores per page.
    */
   readonly linksPages: boolean;
   /**

@@ -176,15 +176,33 @@ export class PageTable<C extends PageMemory = PageMemory> {
   }
 }
 
-/** Every page's free list holds exactly its free blocks, each once, and no allocated block. */
-export function checkPerPageFreeLists(pages: PageTable): void {
+/** Blocks [from, to) of `page`: free, handed out by a cursor, on no list (see AvailableListIndex). */
+export interface CursorRange {
+  page: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * Every page's free list holds exactly its free blocks, each once, and no allocated block; the
+ * cursor's blocks, when given, count as free blocks of their page and are on no list.
+ */
+export function checkPerPageFreeLists(pages: PageTable, cursor?: CursorRange): void {
   const bpp = pages.blocksPerPage;
   for (let p = 0; p < pages.count; p++) {
     let n = 0;
+    const onCursor = cursor !== undefined && cursor.page === p;
     for (let b = pages.freeHead[p]; b !== Link.None; b = pages.next[b]) {
       if (((b / bpp) | 0) !== p) throw new Error(`page ${p}: free list reaches block ${b} of another page`);
       if (pages.next[b] === Link.Allocated) throw new Error(`page ${p}: allocated block ${b} on the free list`);
+      if (onCursor && b >= cursor.from && b < cursor.to) throw new Error(`page ${p}: cursor block ${b} is also on the free list`);
       if (++n > bpp) throw new Error(`page ${p}: free list longer than the page (cycle)`);
+    }
+    if (onCursor) {
+      for (let b = cursor.from; b < cursor.to; b++) {
+        if (pages.next[b] === Link.Allocated) throw new Error(`page ${p}: cursor block ${b} is allocated`);
+        n++;
+      }
     }
     const used = pages.allocatedIn(p);
     if (n + used !== bpp)
