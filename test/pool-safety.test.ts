@@ -640,6 +640,25 @@ describe('createPool validates every argument (EINVAL naming it; nothing created
 
 // --- remaining throw paths leave the pool unchanged -----------------------------------------
 
+describe('a page whose chunk is larger than the page (allocation not a power of two)', () => {
+  for (const index of STRATEGIES) {
+    it(`${index}: an address past the page's end but inside its chunk belongs to no page (EFAULT)`, () => withSim((dev) => {
+      // size 5000: one block per 5000-byte page, each page in an 8192-byte chunk (radix's unit):
+      // the 3192 bytes after the page are the chunk's, never a block's
+      const pool = dev.createPool('odd', 5000, { index });
+      const a = pool.alloc();
+      const b = pool.alloc();
+      const before = snapshot(pool);
+      for (const d of [a + 5000, a + 6000, a + 8191, b + 5000])
+        assert.throws(() => pool.free(d), code('EFAULT', /bad dma/), `${index}: ${d - a} past the first page`);
+      assert.equal(snapshot(pool), before);
+      pool.check(); // check() also asks the index for each page's end and one past it
+      pool.free(b);
+      pool.free(a);
+    }));
+  }
+});
+
 describe('every other error leaves the pool unchanged', () => {
   for (const index of STRATEGIES) {
     it(`${index}: free/view/owns of non-numbers, out-of-range and foreign addresses`, () => withSim((dev) => {
@@ -656,6 +675,8 @@ describe('every other error leaves the pool unchanged', () => {
         assert.throws(() => pool.free(v), code('EFAULT', /bad dma/));
       assert.throws(() => pool.free(b + 1), code('EINVAL', /not the start of a block/));
       assert.throws(() => pool.view(b + 127), code('EINVAL', /not the start of a block/));
+      // the page's last byte is a block's end; one past it is the next page's (none here): no page
+      assert.throws(() => pool.free(a - (a % 4096) + 4096), code('EFAULT', /bad dma/));
       assert.throws(() => pool.view(a), code('EALREADY', /block is free/));
       assert.throws(() => pool.free(a), code('EALREADY', /already free/));
       assert.equal(snapshot(pool), before);

@@ -33,11 +33,14 @@ export class RadixIndex extends AvailableListIndex {
   private denseBase = -1;
   /** 1 / unit: exact, unit being a power of two. */
   private readonly invUnit: number;
+  /** The unit is larger than a page (allocation not a power of two): a lookup checks the page's end. */
+  private readonly unitPastPage: boolean;
 
   constructor(pages: PageTable) {
     super(pages);
     this.unit = nextPow2(pages.allocation);
     this.invUnit = 1 / this.unit;
+    this.unitPastPage = this.unit !== pages.allocation;
   }
 
   get bytesPerPage(): number {
@@ -96,8 +99,9 @@ export class RadixIndex extends AvailableListIndex {
     const leaf = this.denseBase >= 0 && d >= 0 && d < DENSE ? this.dense[d] : this.leaves.get(id);
     if (leaf === undefined) return -1;
     const p = leaf[u - id * LEAF_SIZE] - 1;
-    // the unit may extend past the page (allocation not a power of two)
-    if (p < 0 || dma - this.pages.dma[p] >= this.pages.allocation) return -1;
+    // the unit may extend past the page (allocation not a power of two); when the page fills its
+    // unit, the unit is the page's range and the check (a load that waits for this one) is skipped
+    if (p < 0 || (this.unitPastPage && dma - this.pages.dma[p] >= this.pages.allocation)) return -1;
     return p;
   }
 
