@@ -132,15 +132,100 @@ describe('page indexes: the hot path lookup (findProbe) and the reference one (f
   }
 });
 
+/** What a page index's model answers: the block take() gives, after pages are added and blocks put back. */
+interface IndexModel {
+  addPage(page: number): void;
+  take(): number;
+  put(block: number): void;
+}
+
+/**
+ * Property: an index with a cursor (linksPages false) takes and puts exactly as `newModel`'s
+ * linked design does, pages added when take() finds nothing (the pool's case) or ahead (a caller
+ * adding a page while blocks are still free); check() holds after every step.
+ */
+function agreesWithModel(kind: 'stack' | 'rbtree' | 'radix', newModel: (bpp: number) => IndexModel): void {
+  const op = fc.oneof(
+    fc.record({ t: fc.constant('take' as const) }),
+    fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
+    fc.record({ t: fc.constant('ahead' as const) }),
+  );
+  let steps = 0;
+  fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
+    const pages = new PageTable(bpp, 4096);
+    const index = makeIndex(kind, pages);
+    assert.equal(index.linksPages, false);
+    const model = newModel(bpp);
+    const taken: number[] = [];
+    const addPage = () => {
+      index.addPage(pages.add({ dma: 2 ** 32 + pages.count * 8192 }, index.linksPages));
+      model.addPage(pages.count - 1);
+    };
+    for (const o of ops) {
+      if (o.t === 'take') {
+        let b = index.take();
+        let m = model.take();
+        if (b === -1) {
+          assert.equal(m, -1, 'the index ran out before the model');
+          addPage(); // the pool's case: a page is added when take() finds nothing
+          b = index.take();
+          m = model.take();
+        }
+        assert.equal(b, m);
+        assert.equal(index.takenPage, Math.floor(b / bpp));
+        pages.next[b] = -2; // Link.Allocated, as the pool marks it
+        taken.push(b);
+      } else if (o.t === 'put' && taken.length) {
+        const b = taken.splice(o.pick % taken.length, 1)[0];
+        index.put(b, Math.floor(b / bpp));
+        model.put(b);
+      } else if (o.t === 'ahead') {
+        addPage(); // a caller adding a page while blocks are still free
+      }
+      index.check();
+      steps++;
+    }
+  }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
+  assert.ok(steps >= 10000, `ran ${steps} steps`);
+}
+
+/**
+ * A page the pool adds costs no link stores (its blocks' links are never written while the cursor
+ * hands them out), and check() catches a cursor block marked allocated (`allocated`) and one that
+ * is also on a list (`listed`). Leaves block 0 free and the index consistent again.
+ */
+function cursorChecks(kind: 'stack' | 'rbtree', allocated: RegExp, listed: RegExp): { pages: PageTable; index: ReturnType<typeof makeIndex> } {
+  const pages = new PageTable(32, 4096);
+  const index = makeIndex(kind, pages);
+  index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
+  assert.equal(index.take(), 0);
+  pages.next[0] = -2;
+  // blocks 1…31 are handed out by the cursor: their links were never written
+  assert.deepEqual(Array.from(pages.next.subarray(1, 32)), new Array(31).fill(0));
+  assert.equal(pages.freeHead[0], -1);
+  index.check();
+  pages.next[5] = -2; // a cursor block marked allocated
+  assert.throws(() => index.check(), allocated);
+  pages.next[5] = 0;
+  index.put(0, 0);
+  pages.next[0] = 3; // block 0's list now reaches block 3, which the cursor also holds
+  pages.next[3] = -1;
+  assert.throws(() => index.check(), listed);
+  pages.next[0] = -1;
+  index.check();
+  return { pages, index };
+}
+
 describe('stack index: a new page handed out by a cursor, in the order a linked chain would give', () => {
   /**
    * The design before the cursor, as a model: addPage() links the page's blocks in ascending order
    * and splices the chain on top of the stack; take() pops; put() pushes.
    */
-  class ChainModel {
+  class ChainModel implements IndexModel {
     stack: number[] = [];
-    addPage(page: number, bpp: number): void {
-      for (let b = page * bpp + bpp - 1; b >= page * bpp; b--) this.stack.push(b);
+    constructor(private readonly bpp: number) {}
+    addPage(page: number): void {
+      for (let b = page * this.bpp + this.bpp - 1; b >= page * this.bpp; b--) this.stack.push(b);
     }
     take(): number {
       return this.stack.length ? this.stack.pop()! : -1;
@@ -151,67 +236,11 @@ describe('stack index: a new page handed out by a cursor, in the order a linked 
   }
 
   it('property: takes and puts agree with the linked-chain model, pages added when empty or ahead (fast-check)', () => {
-    const op = fc.oneof(
-      fc.record({ t: fc.constant('take' as const) }),
-      fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
-      fc.record({ t: fc.constant('ahead' as const) }),
-    );
-    let steps = 0;
-    fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
-      const pages = new PageTable(bpp, 4096);
-      const index = makeIndex('stack', pages);
-      assert.equal(index.linksPages, false);
-      const model = new ChainModel();
-      const taken: number[] = [];
-      const addPage = () => {
-        index.addPage(pages.add({ dma: 2 ** 32 + pages.count * 8192 }, index.linksPages));
-        model.addPage(pages.count - 1, bpp);
-      };
-      for (const o of ops) {
-        if (o.t === 'take') {
-          let b = index.take();
-          let m = model.take();
-          if (b === -1) {
-            assert.equal(m, -1, 'the index ran out before the model');
-            addPage(); // the pool's case: a page is added when take() finds nothing
-            b = index.take();
-            m = model.take();
-          }
-          assert.equal(b, m);
-          assert.equal(index.takenPage, Math.floor(b / bpp));
-          pages.next[b] = -2; // Link.Allocated, as the pool marks it
-          taken.push(b);
-        } else if (o.t === 'put' && taken.length) {
-          const b = taken.splice(o.pick % taken.length, 1)[0];
-          index.put(b);
-          model.put(b);
-        } else if (o.t === 'ahead') {
-          addPage(); // a caller adding a page while blocks are still free
-        }
-        index.check();
-        steps++;
-      }
-    }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
-    assert.ok(steps >= 10000, `ran ${steps} steps`);
+    agreesWithModel('stack', (bpp) => new ChainModel(bpp));
   });
 
   it('a page added by the pool costs no link stores; check() catches a broken cursor range', () => {
-    const pages = new PageTable(32, 4096);
-    const index = makeIndex('stack', pages);
-    index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
-    assert.equal(index.take(), 0);
-    pages.next[0] = -2;
-    // blocks 1…31 are handed out by the cursor: their links were never written
-    assert.deepEqual(Array.from(pages.next.subarray(1, 32)), new Array(31).fill(0));
-    assert.equal(pages.freeHead[0], -1);
-    index.check();
-    pages.next[5] = -2; // a cursor block marked allocated
-    assert.throws(() => index.check(), /fresh block 5 is allocated/);
-    pages.next[5] = 0;
-    index.put(0);
-    pages.next[0] = 3; // the stack now reaches block 3, which the cursor also holds
-    pages.next[3] = -1;
-    assert.throws(() => index.check(), /fresh block 3 is also on the block stack/);
+    cursorChecks('stack', /fresh block 5 is allocated/, /fresh block 3 is also on the block stack/);
   });
 });
 
@@ -222,7 +251,7 @@ describe('available-list indexes (rbtree, radix): a new page handed out by a cur
    * page's first free block (a page left with none leaves the list); put() pushes the block on its
    * page's list, and a page that was full rejoins at the head.
    */
-  class AvailModel {
+  class AvailModel implements IndexModel {
     lists: number[][] = [];
     avail: number[] = [];
     constructor(private readonly bpp: number) {}
@@ -246,70 +275,12 @@ describe('available-list indexes (rbtree, radix): a new page handed out by a cur
 
   for (const kind of ['rbtree', 'radix'] as const) {
     it(`${kind}, property: takes and puts agree with the linked-list model, pages added when full or ahead (fast-check)`, () => {
-      const op = fc.oneof(
-        fc.record({ t: fc.constant('take' as const) }),
-        fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
-        fc.record({ t: fc.constant('ahead' as const) }),
-      );
-      let steps = 0;
-      fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
-        const pages = new PageTable(bpp, 4096);
-        const index = makeIndex(kind, pages);
-        assert.equal(index.linksPages, false);
-        const model = new AvailModel(bpp);
-        const taken: number[] = [];
-        const addPage = () => {
-          index.addPage(pages.add({ dma: 2 ** 32 + pages.count * 8192 }, index.linksPages));
-          model.addPage(pages.count - 1);
-        };
-        for (const o of ops) {
-          if (o.t === 'take') {
-            let b = index.take();
-            let m = model.take();
-            if (b === -1) {
-              assert.equal(m, -1, 'the index ran out before the model');
-              addPage(); // the pool's case: a page is added when take() finds nothing
-              b = index.take();
-              m = model.take();
-            }
-            assert.equal(b, m);
-            assert.equal(index.takenPage, Math.floor(b / bpp));
-            pages.next[b] = -2; // Link.Allocated, as the pool marks it
-            taken.push(b);
-          } else if (o.t === 'put' && taken.length) {
-            const b = taken.splice(o.pick % taken.length, 1)[0];
-            index.put(b, Math.floor(b / bpp));
-            model.put(b);
-          } else if (o.t === 'ahead') {
-            addPage(); // a caller adding a page while blocks are still free
-          }
-          index.check();
-          steps++;
-        }
-      }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
-      assert.ok(steps >= 10000, `ran ${steps} steps`);
+      agreesWithModel(kind, (bpp) => new AvailModel(bpp));
     });
   }
 
   it('a page added by the pool costs no link stores; check() and take() catch a broken cursor or list', () => {
-    const pages = new PageTable(32, 4096);
-    const index = makeIndex('rbtree', pages);
-    index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
-    assert.equal(index.take(), 0);
-    pages.next[0] = -2;
-    // blocks 1…31 are handed out by the cursor: their links were never written
-    assert.deepEqual(Array.from(pages.next.subarray(1, 32)), new Array(31).fill(0));
-    assert.equal(pages.freeHead[0], -1);
-    index.check();
-    pages.next[5] = -2; // a cursor block marked allocated
-    assert.throws(() => index.check(), /cursor block 5 is allocated/);
-    pages.next[5] = 0;
-    index.put(0, 0);
-    pages.next[0] = 3; // page 0's list now reaches block 3, which the cursor also holds
-    pages.next[3] = -1;
-    assert.throws(() => index.check(), /cursor block 3 is also on the free list/);
-    pages.next[0] = -1;
-    index.check();
+    const { pages, index } = cursorChecks('rbtree', /cursor block 5 is allocated/, /cursor block 3 is also on the free list/);
     // a page added ahead (the cursor still busy) is linked; emptying its list behind the index's
     // back leaves an available page with no block: take() refuses it instead of inventing one
     index.addPage(pages.add({ dma: 2 ** 32 + 8192 }, index.linksPages));
