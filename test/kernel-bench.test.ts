@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { BenchResult } from '../lib/cli/bench';
 import { FLOORS, type FloorKind } from '../lib/cli/js-floor';
 import {
-  buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, kernelRatios, mergeKernelRounds, kernelResults, parseBuildOutput,
+  buildKernelRunners, buildScript, cacheDir, formatKernel, KernelBench, type KernelRatio, kernelRatios, mergeKernelRounds, kernelResults, parseBuildOutput, withRoundRatios,
   parseRunnerOutput,
 } from '../lib/cli/kernel-bench';
 import { itIf, requirement, RUNS_IN } from './helpers';
@@ -350,6 +350,45 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     assert.match(text, /create \+ alloc loop\s+heap\s+2\.00\s+1\.00/);
     assert.match(text, /fresh slabs instead of warm heap cost create \+ alloc loop \+3\.00 ms, free loop \+ destroy −1\.00 ms/);
     assert.equal(formatKernel(mine, { ...kb, results: [], ratios: [] }), 'Linux 6.1 mm/dmapool.c not measured: offline');
+    assert.doesNotMatch(text, /round by round/); // one round: no spread to show
+  });
+
+  it('with several rounds each ratio carries its round-by-round ratios, and the seed pair prints their spread', () => {
+    const r = (strategy: string, workload: string, ratio: number, memory: 'heap' | 'slab' = 'heap'): KernelRatio =>
+      ({ strategy, workload, size: 128, kernel: '6.12', memory, ours_ms: ratio, kernel_ms: 1, ratio });
+    const rounds = [
+      [r('rbtree', 'seed-alloc', 0.9), r('rbtree', 'seed-free', 1.3), r('stack', 'seed-alloc', 1.1), r('paged floor', 'seed-alloc', 0.3),
+        r('rbtree', 'free-random', 12), r('rbtree', 'seed-alloc', 1.8, 'slab')],
+      [r('rbtree', 'seed-alloc', 1.4), r('rbtree', 'seed-free', 0.8), r('stack', 'seed-alloc', 1.0), r('paged floor', 'seed-alloc', 0.4),
+        r('rbtree', 'free-random', 14), r('rbtree', 'seed-alloc', 1.6, 'slab')],
+      [r('rbtree', 'seed-alloc', 1.0), r('rbtree', 'seed-free', 0.7), r('paged floor', 'seed-alloc', 0.35),
+        r('rbtree', 'free-random', 13), r('rbtree', 'seed-alloc', 1.7, 'slab')],
+    ];
+    // the merged ratios (of merged medians) keep their own value; the rounds' come beside them
+    const merged = [r('rbtree', 'seed-alloc', 1.05), r('rbtree', 'seed-free', 0.75), r('stack', 'seed-alloc', 1.05),
+      r('paged floor', 'seed-alloc', 0.35), r('rbtree', 'free-random', 13), r('rbtree', 'seed-alloc', 1.7, 'slab'), r('radix', 'seed-alloc', 1)];
+    const got = withRoundRatios(merged, rounds);
+    const rr = (st: string, wl: string, m = 'heap') => got.find((x) => x.strategy === st && x.workload === wl && x.memory === m)!;
+    assert.deepEqual(rr('rbtree', 'seed-alloc').round_ratios, [0.9, 1.4, 1.0]);
+    assert.equal(rr('rbtree', 'seed-alloc').ratio, 1.05);
+    assert.deepEqual(rr('rbtree', 'seed-alloc', 'slab').round_ratios, [1.8, 1.6, 1.7]);
+    assert.deepEqual(rr('stack', 'seed-alloc').round_ratios, [1.1, 1.0]); // measured in two rounds only
+    assert.equal(rr('radix', 'seed-alloc').round_ratios, undefined); // in no round
+    assert.equal(merged[0].round_ratios, undefined, 'the merged list is not changed');
+    assert.deepEqual(withRoundRatios(merged, [rounds[0]]).map((x) => x.round_ratios), merged.map(() => undefined));
+
+    const k = kernelResults('6.12', '6.12.1-1', parseRunnerOutput(JSON.stringify({
+      kernel: '6.12.1-1', memory: 'heap', slab_size: 0, n: 373959, size: 128, reps: 1, warmups: 0, prewarm: true, pages: 11687,
+      coherent_allocs_per_run: 11687, mmaps_per_run: 0, munmaps_per_run: 0, pools: 'chain pool 373959 373984 128 11687',
+      results: [{ workload: 'seed-alloc', runs_ms: [1] }, { workload: 'seed-free', runs_ms: [1] }],
+      dmapool_test_source: 'mm/dmapool_test.c', dmapool_test: [] })));
+    const text = formatKernel([], { builds: [], runs: [], results: k, ratios: got, errors: [] });
+    assert.match(text, /round by round \(each round's ours ÷ that round's Linux 6\.12/);
+    assert.match(text, /create \+ alloc loop \(heap\)\s+rbtree 0\.90–1\.40 \(2 of 3 ≤ 1\.00\), stack 1\.00–1\.10 \(1 of 2 ≤ 1\.00\)$/m);
+    assert.match(text, /free loop \+ destroy \(heap\)\s+rbtree 0\.70–1\.30 \(2 of 3 ≤ 1\.00\)$/m);
+    assert.match(text, /create \+ alloc loop \(slab\)\s+rbtree 1\.60–1\.80 \(0 of 3 ≤ 1\.00\)$/m);
+    // the floors and the other workloads are not repeated there
+    assert.doesNotMatch(text.slice(text.indexOf('round by round')), /floor|random/);
   });
 
   it('bench --kernel without network or cache prints one line per kernel and still our figures', () => {
@@ -382,7 +421,7 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
     const env = { ...process.env, DMAPOOL_CACHE: cache, DMAPOOL_KERNEL_OFFLINE: '1' };
     const j = JSON.parse(execFileSync(process.execPath, [CLI, 'bench', '--device', 'sim', '-n', '4000', '--reps', '1', '--warmups', '0',
       '--strategies', 'rbtree,stack', '--workloads', 'seed-alloc,seed-free,free-random', '--no-cold', '--no-dmapool-test',
-      '--kernel', '6.12', '--json'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] }));
+      '--kernel', '6.12', '--rounds', '2', '--json'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] }));
     assert.deepEqual(j.kernel.errors, []);
     assert.equal(j.kernel.builds[0].version, '6.12.0-fixture');
     assert.ok(j.kernel.builds[0].runner.startsWith(path.join(cache, 'kernel-bench-6.12.0-fixture-')));
@@ -398,6 +437,11 @@ describe('bench --kernel (Linux mm/dmapool.c beside ours)', function () {
       .map((r: { strategy: string; workload: string; memory: string }) => [r.strategy, r.workload, r.memory]),
     FLOORS.map((f) => [f, 'free-random', 'heap']));
     for (const r of j.kernel.ratios) assert.ok(r.ratio > 0 && Number.isFinite(r.ratio));
+    // two rounds: every ratio with the ratio of each round, each from that round's own figures
+    for (const r of j.kernel.ratios) {
+      assert.equal(r.round_ratios.length, 2, `${r.strategy} ${r.workload} ${r.memory}`);
+      for (const x of r.round_ratios) assert.ok(x > 0 && Number.isFinite(x));
+    }
     assert.equal(j.kernel.runs.length, 2);
     assert.equal(j.kernel.runs[0].pages, Math.ceil(4000 / 32));
   });

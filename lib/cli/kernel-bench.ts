@@ -91,6 +91,11 @@ export interface KernelRatio {
   ours_ms: number;
   kernel_ms: number;
   ratio: number;
+  /**
+   * With several rounds: the same ratio round by round (that round's ours ÷ that round's kernel
+   * figure), in round order — the spread the ratio of the merged medians hides.
+   */
+  round_ratios?: number[];
 }
 
 export interface KernelBench {
@@ -226,6 +231,38 @@ export function kernelRatios(ours: BenchResult[], kernels: KernelResult[], kerne
     }
   }
   return out;
+}
+
+/** What tells ratios apart (the same figure in every round). */
+const ratioKey = (r: KernelRatio) => [r.strategy, r.workload, r.size, r.kernel, r.memory].join('|');
+
+/**
+ * The ratios of the merged rounds (`merged`), each with the ratios of the same figure in every
+ * round (`rounds`, in round order) when there are several. A round runs ours and then the
+ * kernel's runner, so a round's ratio sets figures measured minutes apart against each other.
+ */
+export function withRoundRatios(merged: readonly KernelRatio[], rounds: readonly (readonly KernelRatio[])[]): KernelRatio[] {
+  if (rounds.length < 2) return [...merged];
+  const per = new Map<string, number[]>();
+  for (const round of rounds)
+    for (const r of round) {
+      const k = ratioKey(r);
+      const list = per.get(k);
+      if (list) list.push(r.ratio); else per.set(k, [r.ratio]);
+    }
+  return merged.map((r) => {
+    const list = per.get(ratioKey(r));
+    return list && list.length > 1 ? { ...r, round_ratios: list } : { ...r };
+  });
+}
+
+/** The seed pair's rows, where the issue's bars are: their per-round spread is printed under the ratio table. */
+const SPREAD_WORKLOADS: readonly string[] = ['seed-alloc', 'seed-free'];
+
+/** One ratio's rounds: "min–max (k of n ≤ 1.00)". */
+function spread(rr: readonly number[]): string {
+  const met = rr.filter((x) => x <= 1).length;
+  return `${Math.min(...rr).toFixed(2)}–${Math.max(...rr).toFixed(2)} (${met} of ${rr.length} ≤ 1.00)`;
 }
 
 /** What tells the kernel's figures apart (mergeRounds' key for KernelResults). */
@@ -394,6 +431,18 @@ export function formatKernel(ours: BenchResult[], kb: KernelBench): string {
       if (k)
         for (const f of kb.ratios.filter((r) => FLOORS.includes(r.strategy as FloorKind) && r.workload === 'free-random' && r.memory === m))
           lines.push(`  ${f.strategy} free random / Linux ${RATIO_KERNEL} free in order (${m}): ${(f.ours_ms / k.median_ms).toFixed(2)}`);
+    }
+    // the seed pair round by round: how far a median's verdict would move in another round
+    const spreadRows = kb.ratios.filter((r) => r.round_ratios && SPREAD_WORKLOADS.includes(r.workload) &&
+      !FLOORS.includes(r.strategy as FloorKind));
+    if (spreadRows.length) {
+      lines.push(`  round by round (each round's ours ÷ that round's Linux ${RATIO_KERNEL}; lowest–highest, rounds at or under 1.00):`);
+      for (const m of rowMems)
+        for (const wl of SPREAD_WORKLOADS) {
+          const row = spreadRows.filter((r) => r.memory === m && r.workload === wl);
+          if (row.length)
+            lines.push(`    ${`${TITLES[wl]} (${m})`.padEnd(w + 8)}${row.map((r) => `${r.strategy} ${spread(r.round_ratios!)}`).join(', ')}`);
+        }
     }
   }
   return lines.join('\n');

@@ -19,7 +19,7 @@ import { SysRoot } from '../sysfs';
 import { registerNvmeCommands } from './nvme';
 import { DEFAULT_NS, loadChartLibraries, runScaling, writeScaling } from './scaling';
 import { buildKernelRunners, formatKernel, KERNEL_MEMORIES, KERNEL_SERIES, type KernelBench, KernelBenchOptions, kernelPlannedRuns,
-  kernelRatios, mergeKernelRounds, runKernelBench } from './kernel-bench';
+  kernelRatios, mergeKernelRounds, runKernelBench, withRoundRatios } from './kernel-bench';
 
 // ---- usage errors ----------------------------------------------------------------------------
 // Every argument goes through one of the parsers of ./args (or deviceSpec below); each throws InvalidArgumentError saying
@@ -163,7 +163,10 @@ export function main(argv: string[]): void {
       const results = mergeRounds(ours, benchKey);
       const floor = mergeRounds(floors, floorKey);
       const kernel = builds && mergeKernelRounds(kernels);
-      if (kernel) kernel.ratios = kernelRatios(results, kernel.results, undefined, floor);
+      if (kernel) {
+        kernel.ratios = withRoundRatios(kernelRatios(results, kernel.results, undefined, floor),
+          kernels.map((k, i) => kernelRatios(ours[i], k.results, undefined, floors[i])));
+      }
       bar?.stop();
       if (o.json) {
         process.stdout.write(JSON.stringify({ machine: machineInfo(), provider, deviceVisible, rounds, results, floor, ...(kernel ? { kernel } : {}) }, null, 2) + '\n');
