@@ -149,10 +149,12 @@ function agreesWithModel(kind: 'stack' | 'rbtree' | 'radix', newModel: (bpp: num
     fc.record({ t: fc.constant('take' as const) }),
     fc.record({ t: fc.constant('put' as const), pick: fc.nat() }),
     fc.record({ t: fc.constant('ahead' as const) }),
+    fc.record({ t: fc.constant('refused' as const) }),
   );
-  let steps = 0;
-  fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, ops) => {
-    const pages = new PageTable(bpp, 4096);
+  let steps = 0, refused = 0;
+  // allocation 5000: radix's 8192-byte unit extends past the page, so its lookups check the page's end
+  fc.assert(fc.property(fc.constantFrom(1, 3, 32), fc.constantFrom(4096, 5000), fc.array(op, { minLength: 1, maxLength: 300, size: 'max' }), (bpp, allocation, ops) => {
+    const pages = new PageTable(bpp, allocation);
     const index = makeIndex(kind, pages);
     assert.equal(index.linksPages, false);
     const model = newModel(bpp);
@@ -177,16 +179,23 @@ function agreesWithModel(kind: 'stack' | 'rbtree' | 'radix', newModel: (bpp: num
         taken.push(b);
       } else if (o.t === 'put' && taken.length) {
         const b = taken.splice(o.pick % taken.length, 1)[0];
-        index.put(b, Math.floor(b / bpp));
+        if (o.pick % 2) index.put(b, Math.floor(b / bpp)); else index.put(b); // with the page, or found by division
         model.put(b);
       } else if (o.t === 'ahead') {
         addPage(); // a caller adding a page while blocks are still free
+      } else if (o.t === 'refused' && pages.count) {
+        // a page over the last one's range: the index refuses it and must change nothing (the
+        // pool then takes the page back out of the table) — with the cursor busy or not
+        const p = pages.add({ dma: pages.dma[pages.count - 1] }, index.linksPages);
+        assert.throws(() => index.addPage(p), (e: unknown) => e instanceof DmaPoolError && e.code === 'EINVAL');
+        pages.removeLast();
+        refused++;
       }
       index.check();
       steps++;
     }
   }), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) });
-  assert.ok(steps >= 10000, `ran ${steps} steps`);
+  assert.ok(steps >= 10000 && refused >= 1000, `ran ${steps} steps, ${refused} refused pages`);
 }
 
 /**
@@ -287,5 +296,21 @@ describe('available-list indexes (rbtree, radix): a new page handed out by a cur
     assert.equal(pages.freeHead[1], 32);
     pages.freeHead[1] = -1;
     assert.throws(() => index.take(), (e: unknown) => e instanceof DmaPoolError && e.code === 'EIO');
+  });
+
+  it('check() refuses an available list that reaches past the pages, and take() an allocated block on a list', () => {
+    for (const kind of ['rbtree', 'radix'] as const) {
+      const pages = new PageTable(32, 4096);
+      const index = makeIndex(kind, pages);
+      index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
+      for (let i = 0; i < 32; i++) pages.next[index.take()] = -2; // page 0 full: the list is empty
+      index.check();
+      // the list's head corrupted to a slot past the last page: its freeHead reads 0 (a zeroed
+      // array), not "none", so without the range check it would pass as a page with a free block
+      (index as unknown as { availHead: number }).availHead = 7;
+      assert.throws(() => index.check(), /available list reaches page 7, past the 1 pages/, kind);
+      // and take() would hand out block 0 again: its link says allocated, so it refuses
+      assert.throws(() => index.take(), (e: unknown) => e instanceof DmaPoolError && e.code === 'EIO', kind);
+    }
   });
 });

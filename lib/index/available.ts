@@ -90,6 +90,8 @@ export abstract class AvailableListIndex implements PageIndex {
     let b = pages.freeHead[p];
     if (b !== Link.None) {
       const nb = pages.next[b];
+      // a block on a free list links on, or ends it; an allocated one means a corrupted list
+      if (nb === Link.Allocated) throw new DmaPoolError('EIO', `${this.kind} index: allocated block ${b} on page ${p}'s free list`);
       pages.freeHead[p] = nb;
       if (nb === Link.None && !this.onCursor(p)) this.leaveHead(p);
     } else {
@@ -144,6 +146,7 @@ export abstract class AvailableListIndex implements PageIndex {
     const seen = new Uint8Array(pages.count);
     let prev = Link.None;
     for (let p = this.availHead; p !== Link.None; p = this.availNext[p]) {
+      if (!(p >= 0 && p < pages.count)) throw new Error(`available list reaches page ${p}, past the ${pages.count} pages`);
       if (seen[p]) throw new Error(`available list revisits page ${p}`);
       seen[p] = 1;
       if (this.availPrev[p] !== prev) throw new Error(`available list: bad prev link at page ${p}`);

@@ -155,7 +155,11 @@ export class PageTable<C extends PageMemory = PageMemory> {
     this.freeHead[p] = base;
   }
 
-  /** Undoes the last add() (its index entry failed); returns the page's chunk. */
+  /**
+   * Undoes the last add() (its index entry failed); returns the page's chunk. The page's `next`
+   * entries are left as they are: no block of it was ever handed out, so none is Link.Allocated —
+   * which a cursor relies on when the id is used again (its untaken blocks are never linked).
+   */
   removeLast(): C {
     const p = --this.count;
     this.freeHead[p] = Link.None;
