@@ -4,6 +4,7 @@ import { DmaPoolError, RbTree } from '../lib';
 import { makeIndex } from '../lib/pool';
 import { INDEX_KINDS } from '../lib/index/page-index';
 import { PageTable } from '../lib/index/pages';
+import { RbTreeIndex } from '../lib/index/rbtree-index';
 
 describe('RbTree (struct-of-arrays red-black tree of DMA ranges)', () => {
   it('finds the range containing an address, and nothing in the gaps', () => {
@@ -299,18 +300,25 @@ describe('available-list indexes (rbtree, radix): a new page handed out by a cur
   });
 
   it('check() refuses an available list that reaches past the pages, and take() an allocated block on a list', () => {
-    for (const kind of ['rbtree', 'radix'] as const) {
-      const pages = new PageTable(32, 4096);
-      const index = makeIndex(kind, pages);
-      index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
-      for (let i = 0; i < 32; i++) pages.next[index.take()] = -2; // page 0 full: the list is empty
-      index.check();
-      // the list's head corrupted to a slot past the last page: its freeHead reads 0 (a zeroed
-      // array), not "none", so without the range check it would pass as a page with a free block
-      (index as unknown as { availHead: number }).availHead = 7;
-      assert.throws(() => index.check(), /available list reaches page 7, past the 1 pages/, kind);
-      // and take() would hand out block 0 again: its link says allocated, so it refuses
-      assert.throws(() => index.take(), (e: unknown) => e instanceof DmaPoolError && e.code === 'EIO', kind);
+    /** An rbtree index whose available list a test can overwrite, as a corrupting bug would. */
+    class Corruptible extends RbTreeIndex {
+      /** The list becomes page p alone, its links consistent: only p's id is wrong. */
+      listOnly(p: number): void {
+        this.availHead = p;
+        this.availNext[p] = -1;
+        this.availPrev[p] = -1;
+      }
     }
+    const pages = new PageTable(32, 4096);
+    const index = new Corruptible(pages);
+    index.addPage(pages.add({ dma: 2 ** 32 }, index.linksPages));
+    for (let i = 0; i < 32; i++) pages.next[index.take()] = -2; // page 0 full: the list is empty
+    index.check();
+    // the head corrupted to a slot past the last page: its freeHead reads 0 (a zeroed array), not
+    // "none", so without the range check it passes as a page with a free block…
+    index.listOnly(7);
+    assert.throws(() => index.check(), /available list reaches page 7, past the 1 pages/);
+    // …and take() would hand out block 0 again: its link says allocated, so it refuses
+    assert.throws(() => index.take(), (e: unknown) => e instanceof DmaPoolError && e.code === 'EIO');
   });
 });

@@ -21,11 +21,15 @@ export abstract class AvailableListIndex implements PageIndex {
   /** Checks the lookup structure itself. */
   protected abstract checkLookup(): void;
 
-  private availHead: number = Link.None;
   /** The page of the block take() returned last (the pool reads it instead of dividing). */
   takenPage: number = Link.None;
-  private availNext: Int32Array = new Int32Array(16);
-  private availPrev: Int32Array = new Int32Array(16);
+  /**
+   * The available list: its first page (or Link.None) and each page's neighbours. Protected, not
+   * private: a test subclass corrupts them, as a bug would, to show check() refuses the result.
+   */
+  protected availHead: number = Link.None;
+  protected availNext: Int32Array = new Int32Array(16);
+  protected availPrev: Int32Array = new Int32Array(16);
   /**
    * The cursor: blocks [fresh, freshEnd) of page `curPage`, never handed out yet — the tail of
    * that page's free list, after its linked part (freeHead). A page added when every page is full
