@@ -3,7 +3,7 @@ import * as fc from 'fast-check';
 import { DmaPoolError, RbTree } from '../lib';
 import { makeIndex } from '../lib/pool';
 import { INDEX_KINDS } from '../lib/index/page-index';
-import { PageTable } from '../lib/index/pages';
+import { cursorPage, PageTable } from '../lib/index/pages';
 import { RbTreeIndex } from '../lib/index/rbtree-index';
 
 describe('RbTree (struct-of-arrays red-black tree of DMA ranges)', () => {
@@ -225,6 +225,19 @@ function cursorChecks(kind: 'stack' | 'rbtree', allocated: RegExp, listed: RegEx
   index.check();
   return { pages, index };
 }
+
+describe('cursorPage: a cursor range is the non-empty tail of one existing page', () => {
+  it('names the page of a tail range and refuses every other range', () => {
+    const pages = new PageTable(32, 4096);
+    pages.add({ dma: 2 ** 32 }, false);
+    pages.add({ dma: 2 ** 32 + 8192 }, false);
+    assert.equal(cursorPage(pages, 0, 32), 0);
+    assert.equal(cursorPage(pages, 33, 64), 1);
+    assert.equal(cursorPage(pages, 63, 64), 1);
+    for (const [from, to] of [[33, 63], [32, 32], [40, 39], [-1, 32], [30, 64], [64, 96], [Number.NaN, 32]])
+      assert.throws(() => cursorPage(pages, from, to), /is not the tail of one page/, `[${from}, ${to})`);
+  });
+});
 
 describe('stack index: a new page handed out by a cursor, in the order a linked chain would give', () => {
   /**

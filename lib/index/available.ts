@@ -6,7 +6,7 @@
  */
 import { DmaPoolError } from '../errors';
 import { checkProbe, type IndexKind, type PageIndex } from './page-index';
-import { asNoMem, checkPerPageFreeLists, Link, PageTable } from './pages';
+import { asNoMem, checkPerPageFreeLists, cursorPage, Link, PageTable } from './pages';
 
 export abstract class AvailableListIndex implements PageIndex {
   abstract readonly kind: IndexKind;
@@ -76,7 +76,7 @@ export abstract class AvailableListIndex implements PageIndex {
 
   /** Whether page p's free blocks include the cursor's (p is the cursor's page and it is not used up). */
   private onCursor(p: number): boolean {
-    return p === this.curPage && this.fresh !== this.freshEnd;
+    return p === this.curPage && this.fresh < this.freshEnd;
   }
 
   private pushAvail(page: number): void {
@@ -101,7 +101,7 @@ export abstract class AvailableListIndex implements PageIndex {
     } else {
       // an available page with an empty list holds the cursor's blocks; anything else would hand
       // out a block twice, so it is refused rather than trusted
-      if (p !== this.curPage || this.fresh >= this.freshEnd)
+      if (!this.onCursor(p))
         throw new DmaPoolError('EIO', `${this.kind} index: available page ${p} has no free block`);
       b = this.fresh++;
       if (this.fresh === this.freshEnd) this.leaveHead(p);
@@ -139,12 +139,8 @@ export abstract class AvailableListIndex implements PageIndex {
       if (this.findPage(d + pages.allocation) === p || this.findPage(d - 1) === p)
         throw new Error(`${this.kind}: lookup finds page ${p} outside its range`);
     }
-    const bpp = pages.blocksPerPage;
-    if (this.fresh !== this.freshEnd) {
-      const c = this.curPage;
-      if (!(c >= 0 && c < pages.count && this.fresh >= c * bpp && this.fresh < this.freshEnd && this.freshEnd === (c + 1) * bpp))
-        throw new Error(`cursor [${this.fresh}, ${this.freshEnd}) is not the tail of page ${c}`);
-    }
+    if (this.fresh !== this.freshEnd && cursorPage(pages, this.fresh, this.freshEnd) !== this.curPage)
+      throw new Error(`cursor [${this.fresh}, ${this.freshEnd}) is not the tail of its page ${this.curPage}`);
     checkPerPageFreeLists(pages, this.fresh !== this.freshEnd ? { page: this.curPage, from: this.fresh, to: this.freshEnd } : undefined);
     checkProbe(this, pages);
     const seen = new Uint8Array(pages.count);

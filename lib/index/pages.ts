@@ -180,6 +180,19 @@ export class PageTable<C extends PageMemory = PageMemory> {
   }
 }
 
+/**
+ * The page whose last blocks [from, to) are — a cursor's range (the indexes that hand a new page
+ * out by a cursor: stack, AvailableListIndex) is never empty and ends at its page's last block —
+ * or throws, for their check()s.
+ */
+export function cursorPage(pages: PageTable, from: number, to: number): number {
+  const bpp = pages.blocksPerPage;
+  const p = Math.floor(from / bpp);
+  if (!(from >= 0 && from < to && to === (p + 1) * bpp && p < pages.count))
+    throw new Error(`cursor [${from}, ${to}) is not the tail of one page`);
+  return p;
+}
+
 /** Blocks [from, to) of `page`: free, handed out by a cursor, on no list (see AvailableListIndex). */
 export interface CursorRange {
   page: number;

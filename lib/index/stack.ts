@@ -8,7 +8,7 @@
 import { isPow2 } from '../pow2';
 import { RbTree } from './rbtree';
 import { checkProbe, type PageIndex } from './page-index';
-import { Link, PageTable } from './pages';
+import { cursorPage, Link, PageTable } from './pages';
 
 export class StackIndex implements PageIndex {
   readonly kind = 'stack' as const;
@@ -105,10 +105,7 @@ export class StackIndex implements PageIndex {
     }
     // the cursor's blocks: the tail of one page, free, on no list
     if (this.fresh !== this.freshEnd) {
-      const bpp = pages.blocksPerPage;
-      const p = Math.floor(this.fresh / bpp);
-      if (!(this.fresh >= 0 && this.fresh < this.freshEnd && this.freshEnd === (p + 1) * bpp && p < pages.count))
-        throw new Error(`fresh blocks [${this.fresh}, ${this.freshEnd}) are not the tail of one page`);
+      const p = cursorPage(pages, this.fresh, this.freshEnd);
       for (let b = this.fresh; b < this.freshEnd; b++) {
         if (seen[b]) throw new Error(`fresh block ${b} is also on the block stack`);
         if (pages.next[b] === Link.Allocated) throw new Error(`fresh block ${b} is allocated`);
