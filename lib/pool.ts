@@ -829,12 +829,6 @@ function describeError(e: unknown, stack: boolean): string {
 }
 
 /**
- * A DMA address as a BigInt, for 64-bit descriptor fields (`dv.setBigUint64(off, dmaToBigInt(dma), true)`).
- * The pool's API keeps addresses as numbers — every address it hands out is an integer below
- * 2^53, exactly representable — and BigInt appears only at the descriptor boundary, through this
- * and dmaFromBigInt(). EINVAL unless `dma` is a non-negative safe integer.
- */
-/**
  * Linux's dma_rmb() for JS reading memory a device writes: call it between reading a
  * descriptor's valid/phase bit and reading the rest of the descriptor, so the rest is not read
  * before the bit (arm64 `dmb oshld`; on x86, where loads are not reordered with older loads, a
@@ -844,6 +838,12 @@ export function dmaReadBarrier(): void {
   native().dmaReadBarrier();
 }
 
+/**
+ * A DMA address as a BigInt, for 64-bit descriptor fields (`dv.setBigUint64(off, dmaToBigInt(dma), true)`).
+ * The pool's API keeps addresses as numbers — every address it hands out is an integer below
+ * 2^53, exactly representable — and BigInt appears only at the descriptor boundary, through this
+ * and dmaFromBigInt(). EINVAL unless `dma` is a non-negative safe integer.
+ */
 export function dmaToBigInt(dma: number): bigint {
   if (typeof dma !== 'number' || !Number.isSafeInteger(dma) || dma < 0)
     throw new DmaPoolError('EINVAL', `dmaToBigInt: a DMA address is a non-negative safe integer, got ${describeValue(dma)}`);
