@@ -293,6 +293,7 @@ export class DmaPool {
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
     this.onDebugReport = opts.onDebugReport ?? defaultReporter;
     this.hintSpan = this.index.kind === 'linear' ? 0 : this.allocation;
+    if (!seams.makeIndex && !seams.makePageTable) keepShapes(this.index.kind);
   }
 
   /** dma_pool_alloc(): the DMA address of a free block (contents undefined; poisoned in debug). */
@@ -809,6 +810,46 @@ export class DmaPool {
   private destroyedError(): DmaPoolError {
     return new DmaPoolError('EBADF', `pool ${this.name} was destroyed`);
   }
+}
+
+/**
+ * Memory for no page: the source of the shape keepers below, which never allocate. Every call
+ * throws (ENOMEM), so a keeper could not take memory even if something reached it.
+ */
+const NO_MEMORY: ChunkSource = {
+  pageSize: 4096,
+  allocChunk(): Chunk { throw new DmaPoolError('ENOMEM', 'a shape keeper has no memory'); },
+  freeChunk(): void { throw new DmaPoolError('EINVAL', 'a shape keeper has no chunks'); },
+  freeChunks(chunks: readonly Chunk[]): void { if (chunks.length) throw new DmaPoolError('EINVAL', 'a shape keeper has no chunks'); },
+  exposeChunk(): ChunkView { throw new DmaPoolError('EINVAL', 'a shape keeper has no chunks'); },
+  releaseViews(): number[] { return []; },
+};
+
+/**
+ * One unused pool per index kind, made when the first pool of that kind is and kept for the
+ * life of the process: it holds V8's hidden classes (maps) of a pool's objects — the pool, its
+ * page table, its index and tree — alive.
+ *
+ * V8 reaches those maps from the class only through transitions, which are weak; the optimized
+ * code of alloc() and free() embeds them. When a driver destroys its last pool and a full GC
+ * runs before the next is made (a rmmod/modprobe cycle; the bench between runs), the maps die
+ * with the last instances, and V8 throws away every optimized function that embedded them
+ * (`--trace-deopt`: "weak objects"). The next pool's alloc and free then run unoptimized until
+ * V8 tiers them up again, against new maps whose field types are learned and generalized once
+ * more ("code dependencies": a second deoptimization): in a bench process with a forced full GC
+ * every 5 runs, the two runs after each GC took 2–3× the others. Measured on the seed pair
+ * (stack, sim, one process, 30 runs): 60 deoptimizations of the hot path without a keeper, none
+ * with one.
+ */
+const shapeKeepers = new Map<IndexKind, DmaPool | undefined>();
+
+function keepShapes(kind: IndexKind): void {
+  if (shapeKeepers.has(kind)) return;
+  shapeKeepers.set(kind, undefined); // the keeper's own constructor comes back here
+  try {
+    // one block per page: the smallest page table and index (their shapes do not depend on sizes)
+    shapeKeepers.set(kind, new DmaPool('shape keeper', NO_MEMORY.pageSize, { index: kind }, NO_MEMORY, () => {}));
+  } catch { /* a keeper only saves re-optimization: it never fails the pool being made */ }
 }
 
 /** An error touching a block's memory, as a DmaPoolError (EFAULT: the memory is not accessible). */
