@@ -243,6 +243,8 @@ export class DmaPool {
   private readonly hintSpan: number;
   /** log2(size) when blocks are a power of two in one window of ≤ 2^30 bytes, else -1. */
   private readonly sizeShift: number;
+  /** size - 1 when sizeShift >= 0 (a block start's offset has none of these bits), else 0. */
+  private readonly sizeMask: number;
   private inUseTotal = 0;
   /**
    * The hot paths test this and `debug` with `=== true`: V8 does not track a boolean field's type,
@@ -288,6 +290,7 @@ export class DmaPool {
     this.oneWindow = this.geometry.boundary === this.geometry.allocation;
     this.allocation = this.geometry.allocation;
     this.sizeShift = this.oneWindow && this.allocation <= 2 ** 30 && isPow2(this.size) ? Math.log2(this.size) : -1;
+    this.sizeMask = this.sizeShift >= 0 ? this.size - 1 : 0;
     this.pages = seams.makePageTable ? seams.makePageTable(this.bpp, this.geometry.allocation)
       : new PageTable<Chunk>(this.bpp, this.geometry.allocation);
     this.index = seams.makeIndex ? seams.makeIndex(this.pages) : makeIndex(opts.index ?? 'rbtree', this.pages);
@@ -397,9 +400,11 @@ export class DmaPool {
     let idx: number;
     const shift = this.sizeShift;
     if (shift >= 0) {
-      // a power-of-two size in one window of at most 2^30 bytes: integer arithmetic is exact
-      idx = off >> shift;
-      if ((off | 0) !== off || idx << shift !== off || idx >= this.bpp) idx = -1;
+      // a power-of-two size in one window of at most 2^30 bytes, and 0 <= off < allocation here:
+      // o is off exactly when off is an integer, and one double comparison says whether it is
+      const o = off | 0;
+      idx = o >> shift;
+      if (o !== off || (o & this.sizeMask) !== 0 || idx >= this.bpp) idx = -1;
     } else if (this.oneWindow) {
       idx = off / this.size;
       if (idx !== (idx | 0) || idx >= this.bpp) idx = -1;
