@@ -27,6 +27,12 @@ describe('bench', () => {
     const warm = j.results.find((r) => r.strategy === 'rbtree' && r.workload === 'seed-alloc' && r.mode === 'warm')!;
     assert.equal(warm.runs, 2);
     assert.ok((warm.min_ms as number) <= (warm.median_ms as number) && (warm.median_ms as number) <= (warm.max_ms as number));
+    // the bookkeeping per page, measured once per strategy after its timed runs, is on every figure
+    for (const s of STRATEGIES) {
+      const meta = new Set(j.results.filter((r) => r.strategy === s).map((r) => r.metadata_bytes_per_page));
+      assert.equal(meta.size, 1, `${s}: ${[...meta].join(', ')}`);
+      assert.ok((meta.values().next().value as number) > 100, `${s}: ${[...meta].join(', ')} B per page`);
+    }
   });
 
   it('the JS floors are working block stacks (rulers that do the work they claim), one figure per floor and dmapool_test row', () => {

@@ -275,15 +275,16 @@ export function checkBenchOptions(o: BenchOptions): void {
       throw new DmaPoolError('EINVAL', `bench: ${k} must be a non-empty list of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
+/** A figure from its runs; metadata_bytes_per_page is filled in by benchStrategy once every run is done. */
 function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', device: BenchDevice,
-  n: number, samples: RunSample[], metadata: number, note?: string): BenchResult {
+  n: number, samples: RunSample[], note?: string): BenchResult {
   const ms = samples.map((s) => s.ms);
   const mid = [...samples].sort((a, b) => a.ms - b.ms)[samples.length >> 1]; // the median run's pages and counters
   return {
     strategy, provider, device, workload, mode, n, size: SEED_SIZE,
     ...timing(ms),
     visits: median(samples.map((s) => s.visits)), pages: mid.pages, counters: mid.counters,
-    metadata_bytes_per_page: metadata, ...(note ? { note } : {}),
+    metadata_bytes_per_page: 0, ...(note ? { note } : {}),
   };
 }
 
@@ -325,7 +326,6 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
   checkBenchOptions(o);
   const results: BenchResult[] = [];
   {
-    const meta = metadataBytes(o.provider, strategy, o.n);
     const reps = strategy === 'linear' ? o.linearReps : o.reps;
     const warmups = strategy === 'linear' ? 1 : o.warmups;
     const note = strategy === 'linear' && reps < o.reps ? `${reps} runs (linear is O(pages) per free)` : undefined;
@@ -348,7 +348,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           for (const w of outs) cold.get(w)!.push(sample[w]!);
           o.tick?.(`${strategy} ${runKind} cold`);
         }
-        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', 'fresh', o.n, cold.get(w)!, meta));
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'cold', 'fresh', o.n, cold.get(w)!));
       }
       // warm, device kept open (a driver's view): warm-ups tier the JIT up and fill the slab cache
       const dev = openKeptDevice(o.provider);
@@ -360,7 +360,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           for (const w of outs) samples.get(w)!.push(r[w]!);
           o.tick?.(`${strategy} ${runKind}`);
         }
-        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'kept', o.n, samples.get(w)!, meta, note));
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'kept', o.n, samples.get(w)!, note));
       } finally {
         dev.close();
       }
@@ -372,7 +372,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           for (const w of outs) fresh.get(w)!.push(r[w]!);
           o.tick?.(`${strategy} ${runKind} fresh device`);
         }
-        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'fresh', o.n, fresh.get(w)!, meta, note));
+        for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'fresh', o.n, fresh.get(w)!, note));
       }
     }
     if (o.dmapoolTest) {
@@ -389,7 +389,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
             strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
             ...timing(ms), visits: 0, pages: 0,
             counters: noCounters(),
-            metadata_bytes_per_page: meta, note: `align ${row[1]} boundary ${row[2]}`,
+            metadata_bytes_per_page: 0, note: `align ${row[1]} boundary ${row[2]}`,
           });
           o.tick?.(`${strategy} dmapool_test ${row[0]}`);
         }
@@ -398,6 +398,10 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       }
     }
   }
+  // measured after the timed runs: its pool and its device's close would otherwise come first in
+  // the process, and their JIT feedback (a closed provider's fields) would precede the warm-ups
+  const meta = metadataBytes(o.provider, strategy, o.n);
+  for (const r of results) r.metadata_bytes_per_page = meta;
   return results;
 }
 
