@@ -38,7 +38,7 @@ run() { # run NAME ENV... -- COMMAND: chrooted into the host fs, logged to /out/
 }
 # Suites of host-side code only (fixture trees, sim, the shim's argument checks, the fuzzers):
 # the host run covers them; the guests run what needs a real device or kernel.
-HOST_ONLY="cli bench kernel-bench fuzz-api fuzz-native native-safety provider-safety devices-safety pool-safety views-safety hygiene architecture scaling-chart native-count iommu-select doctor-paths"
+HOST_ONLY="cli bench kernel-bench jit fuzz-api fuzz-native native-safety provider-safety devices-safety pool-safety views-safety hygiene architecture scaling-chart native-count iommu-select doctor-paths"
 MOCHA="node $REPO/node_modules/mocha/bin/mocha.js --config $REPO/.mocharc.json --no-color"
 for t in $HOST_ONLY; do MOCHA="$MOCHA --ignore dist/test/$t.test.js"; done  # relative: suites run in $REPO
 CLI="node $REPO/dist/lib/cli/main.js"
