@@ -412,7 +412,10 @@ export class DmaPool {
       idx = blockIndex(this.geometry, off);
     }
     if (idx < 0) throw this.notABlock(dma, op);
-    return p * this.bpp + idx;
+    // an int32 (block ids are < MAX_BLOCKS): off / size gives an integral double, and a double
+    // reaching the index (the stack's head) would change its hidden class, the one the shape
+    // keeper holds (see keepShapes)
+    return (p * this.bpp + idx) | 0;
   }
 
   /**
@@ -818,8 +821,9 @@ export class DmaPool {
 }
 
 /**
- * Memory for no page: the source of the shape keepers below, which never allocate. Every call
- * throws (ENOMEM), so a keeper could not take memory even if something reached it.
+ * Memory for no page: the source of the shape keepers below. allocChunk throws ENOMEM, so a
+ * keeper could not take memory even if something reached it; it has no chunks to return or
+ * expose (EINVAL for any), and no views.
  */
 const NO_MEMORY: ChunkSource = {
   pageSize: 4096,
@@ -837,24 +841,35 @@ const NO_MEMORY: ChunkSource = {
  *
  * V8 reaches those maps from the class only through transitions, which are weak; the optimized
  * code of alloc() and free() embeds them. When a driver destroys its last pool and a full GC
- * runs before the next is made (a rmmod/modprobe cycle; the bench between runs), the maps die
- * with the last instances, and V8 throws away every optimized function that embedded them
- * (`--trace-deopt`: "weak objects"). The next pool's alloc and free then run unoptimized until
- * V8 tiers them up again, against new maps whose field types are learned and generalized once
- * more ("code dependencies": a second deoptimization): in a bench process with a forced full GC
- * every 5 runs, the two runs after each GC took 2–3× the others. Measured on the seed pair
- * (stack, sim, one process, 30 runs): 60 deoptimizations of the hot path without a keeper, none
- * with one.
+ * runs before it makes the next one on the device it keeps open, the maps die with the last
+ * instances, and V8 throws away every optimized function that embedded them (`--trace-deopt`:
+ * "weak objects"). The next pool's alloc and free then run unoptimized until V8 tiers them up
+ * again, against new maps whose field types are learned and generalized once more ("code
+ * dependencies": a second deoptimization): in a bench process with a forced full GC every 5
+ * runs, the two runs after each GC took 2–3× the others. Measured on the seed pair (sim, one
+ * process, 30 runs): 60 (stack), 85 (rbtree) and 64 (radix) deoptimizations of the hot path
+ * without a keeper, none with one. (A device closed too loses its provider's shapes with it:
+ * then fewer functions are thrown away, not none.)
+ *
+ * The keeper's shapes are the real pools' only while every field keeps its representation: the
+ * keeper is made with one block per page, so its numbers are small integers, and so must a real
+ * pool's be (resolve() hands the index an int32 block id; a double there changes the map and
+ * the keeper holds the old one).
  */
-const shapeKeepers = new Map<IndexKind, DmaPool | undefined>();
+const shapeKeepers = new Map<IndexKind, DmaPool>();
+/** The kind whose keeper is being made: its constructor comes back to keepShapes. */
+let keeping: IndexKind | undefined;
 
 function keepShapes(kind: IndexKind): void {
-  if (shapeKeepers.has(kind)) return;
-  shapeKeepers.set(kind, undefined); // the keeper's own constructor comes back here
+  if (keeping === kind || shapeKeepers.has(kind)) return;
+  keeping = kind;
   try {
-    // one block per page: the smallest page table and index (their shapes do not depend on sizes)
     shapeKeepers.set(kind, new DmaPool('shape keeper', NO_MEMORY.pageSize, { index: kind }, NO_MEMORY, () => {}));
-  } catch { /* a keeper only saves re-optimization: it never fails the pool being made */ }
+  } catch {
+    // a keeper only saves re-optimization: it never fails the pool being made (the next pool tries again)
+  } finally {
+    keeping = undefined;
+  }
 }
 
 /** An error touching a block's memory, as a DmaPoolError (EFAULT: the memory is not accessible). */
