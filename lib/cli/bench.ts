@@ -288,18 +288,19 @@ function summarize(strategy: IndexKind, provider: string, workload: string, mode
   };
 }
 
-function metadataBytes(provider: string, strategy: IndexKind, n: number): number {
-  const dev = openDevice(provider);
-  try {
-    const pool = dev.createPool('m', SEED_SIZE, { index: strategy });
-    const dma = new Float64Array(Math.min(n, 32 * 512));
-    for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
-    const b = pool.stats.metadataBytesPerPage;
-    for (const d of dma) pool.free(d);
-    return b;
-  } finally {
-    dev.close();
-  }
+/**
+ * Bookkeeping bytes per page of a `strategy` pool holding min(n, 16384) seed blocks, made on the
+ * open device `dev` (the kept device of the warm runs, after them: no device of its own whose
+ * open and close would come first in the process) and destroyed.
+ */
+function metadataBytes(dev: Device, strategy: IndexKind, n: number): number {
+  const pool = dev.createPool('m', SEED_SIZE, { index: strategy });
+  const dma = new Float64Array(Math.min(n, 32 * 512));
+  for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
+  const b = pool.stats.metadataBytesPerPage;
+  for (const d of dma) pool.free(d);
+  pool.destroy();
+  return b;
 }
 
 export function runBench(o: BenchOptions): BenchResult[] {
@@ -325,6 +326,8 @@ export function runBench(o: BenchOptions): BenchResult[] {
 export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult[] {
   checkBenchOptions(o);
   const results: BenchResult[] = [];
+  /** Bookkeeping bytes per page, measured once on the first kept device after its timed runs. */
+  let meta: number | undefined;
   {
     const reps = strategy === 'linear' ? o.linearReps : o.reps;
     const warmups = strategy === 'linear' ? 1 : o.warmups;
@@ -361,6 +364,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           o.tick?.(`${strategy} ${runKind}`);
         }
         for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'kept', o.n, samples.get(w)!, note));
+        meta ??= metadataBytes(dev, strategy, o.n);
       } finally {
         dev.close();
       }
@@ -398,10 +402,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       }
     }
   }
-  // measured after the timed runs: its pool and its device's close would otherwise come first in
-  // the process, and their JIT feedback (a closed provider's fields) would precede the warm-ups
-  const meta = metadataBytes(o.provider, strategy, o.n);
-  for (const r of results) r.metadata_bytes_per_page = meta;
+  for (const r of results) r.metadata_bytes_per_page = meta ?? 0;
   return results;
 }
 
