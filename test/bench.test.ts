@@ -4,11 +4,11 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchResult, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
-  runFloor, runOnce, STRATEGIES } from '../lib/cli/bench';
+import { BenchResult, benchStrategy, coldWarm, dmapoolTest, DMAPOOL_TEST_ROWS, floorColdWarm, floorKey, type FloorResult, formatTable, mergeRounds, openKeptDevice,
+  runFloor, runOnce, seedBookkeeping, STRATEGIES } from '../lib/cli/bench';
 import { CheckedFloorPool, fittingFloors, FLOOR_PAGE, FloorPool, FLOORS, floorSpan, PagedFloorPool } from '../lib/cli/js-floor';
 import { runScaling, writeScaling } from '../lib/cli/scaling';
-import { DmaPool } from '../lib';
+import { DmaPool, openDevice } from '../lib';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 
@@ -27,7 +27,7 @@ describe('bench', () => {
     const warm = j.results.find((r) => r.strategy === 'rbtree' && r.workload === 'seed-alloc' && r.mode === 'warm')!;
     assert.equal(warm.runs, 2);
     assert.ok((warm.min_ms as number) <= (warm.median_ms as number) && (warm.median_ms as number) <= (warm.max_ms as number));
-    // the bookkeeping per page, measured once per strategy after its timed runs, is on every figure
+    // the bookkeeping per page, measured once per strategy after its timed runs, is on every seed-workload figure
     for (const s of STRATEGIES) {
       const meta = new Set(j.results.filter((r) => r.strategy === s).map((r) => r.metadata_bytes_per_page));
       assert.equal(meta.size, 1, `${s}: ${[...meta].join(', ')}`);
@@ -218,6 +218,37 @@ describe('bench', () => {
     assert.equal(lin.pages, 1000);
     assert.ok(lin.visits >= (1000 * 999) / 2, `linear visited ${lin.visits}`);
     assert.ok(rb.visits <= 1000 * 2 * Math.log2(1001), `rbtree visited ${rb.visits}`);
+  });
+
+  it('each dmapool_test row carries its own pool\'s bookkeeping per page; the seed workloads the seed pool\'s', () => {
+    const r = benchStrategy({ provider: 'sim', strategies: ['stack'], workloads: ['seed-alloc', 'seed-free'], reps: 1, warmups: 0,
+      linearReps: 1, cold: false, coldReps: 1, dmapoolTest: true, n: 2000, cliPath: CLI }, 'stack');
+    const dev = openDevice('sim');
+    try {
+      // the figure of a pool of that layout holding that many blocks, measured here on its own
+      const expected = (size: number, blocks: number, layout: { align?: number; boundary?: number }): number => {
+        const pool = dev.createPool('e', size, { index: 'stack', ...layout });
+        const d = Array.from({ length: blocks }, () => pool.alloc());
+        const b = pool.stats.metadataBytesPerPage;
+        d.forEach((x) => pool.free(x));
+        pool.destroy();
+        return b;
+      };
+      const rows = r.filter((x) => x.workload === 'dmapool_test');
+      assert.equal(rows.length, DMAPOOL_TEST_ROWS.length);
+      for (const [size, align, boundary, blocks] of DMAPOOL_TEST_ROWS) {
+        const row = rows.find((x) => x.note === `align ${align} boundary ${boundary}` && x.n === blocks)!;
+        assert.equal(row.metadata_bytes_per_page, expected(size, blocks, { align, boundary }), `row ${size}`);
+      }
+      const seed = expected(128, 2000, {});
+      for (const x of r.filter((y) => y.workload !== 'dmapool_test')) assert.equal(x.metadata_bytes_per_page, seed, x.workload);
+      // one block per page (the 4096-byte row) costs a page far less bookkeeping than 32 do
+      assert.ok(rows.find((x) => x.n === 1024)!.metadata_bytes_per_page < seed);
+      // what the text output prints per strategy: the seed pool's, whichever figure comes last
+      assert.deepEqual(seedBookkeeping([...rows, ...r]), [['stack', seed]]);
+    } finally {
+      dev.close();
+    }
   });
 
   it('dmapool_test runs a kernel row (100 × alloc-all/free-all)', () => {

@@ -275,6 +275,14 @@ export function checkBenchOptions(o: BenchOptions): void {
       throw new DmaPoolError('EINVAL', `bench: ${k} must be a non-empty list of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
+/**
+ * Each strategy's bookkeeping bytes per page of the seed pool (size 128), from its seed
+ * workloads' figures (a dmapool_test row carries its own layout's), in the results' order.
+ */
+export function seedBookkeeping(results: readonly BenchResult[]): [IndexKind, number][] {
+  return [...new Map(results.filter((r) => r.workload !== 'dmapool_test').map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+}
+
 /** A figure from its runs; metadata_bytes_per_page is filled in by benchStrategy once every run is done. */
 function summarize(strategy: IndexKind, provider: string, workload: string, mode: 'cold' | 'warm', device: BenchDevice,
   n: number, samples: RunSample[], note?: string): BenchResult {
@@ -289,13 +297,14 @@ function summarize(strategy: IndexKind, provider: string, workload: string, mode
 }
 
 /**
- * Bookkeeping bytes per page of a `strategy` pool holding min(n, 16384) seed blocks, made on the
- * open device `dev` (the kept device of the warm runs, after them: no device of its own whose
- * open and close would come first in the process) and destroyed.
+ * Bookkeeping bytes per page of a `strategy` pool of `size`-byte blocks (align, boundary) holding
+ * `blocks` of them, made on the open device `dev` after the timed runs that use it (no device of
+ * its own whose open and close would come first in the process) and destroyed.
  */
-function metadataBytes(dev: Device, strategy: IndexKind, n: number): number {
-  const pool = dev.createPool('m', SEED_SIZE, { index: strategy });
-  const dma = new Float64Array(Math.min(n, 32 * 512));
+function metadataBytes(dev: Device, strategy: IndexKind, blocks: number, size = SEED_SIZE,
+  layout: { align?: number; boundary?: number } = {}): number {
+  const pool = dev.createPool('m', size, { index: strategy, ...layout });
+  const dma = new Float64Array(blocks);
   for (let i = 0; i < dma.length; i++) dma[i] = pool.alloc();
   const b = pool.stats.metadataBytesPerPage;
   for (const d of dma) pool.free(d);
@@ -364,7 +373,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
           o.tick?.(`${strategy} ${runKind}`);
         }
         for (const w of outs) results.push(summarize(strategy, o.provider, w, 'warm', 'kept', o.n, samples.get(w)!, note));
-        meta ??= metadataBytes(dev, strategy, o.n);
+        meta ??= metadataBytes(dev, strategy, Math.min(o.n, 32 * 512));
       } finally {
         dev.close();
       }
@@ -393,7 +402,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
             strategy, provider: o.provider, device: 'kept', workload: 'dmapool_test', mode: 'warm', n: row[3], size: row[0],
             ...timing(ms), visits: 0, pages: 0,
             counters: noCounters(),
-            metadata_bytes_per_page: 0, note: `align ${row[1]} boundary ${row[2]}`,
+            metadata_bytes_per_page: metadataBytes(dev, strategy, row[3], row[0], { align: row[1], boundary: row[2] }), note: `align ${row[1]} boundary ${row[2]}`,
           });
           o.tick?.(`${strategy} dmapool_test ${row[0]}`);
         }
@@ -402,7 +411,8 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       }
     }
   }
-  for (const r of results) r.metadata_bytes_per_page = meta ?? 0;
+  // the seed workloads' figures: the seed pool's (a dmapool_test row carries its own pool's)
+  for (const r of results) if (r.workload !== 'dmapool_test') r.metadata_bytes_per_page = meta ?? 0;
   return results;
 }
 
@@ -670,7 +680,6 @@ export function formatTable(results: BenchResult[], floor: FloorResult[] = []): 
         `(${f.floor}: ${FLOOR_LABELS[f.floor]})`);
     lines.push('');
   }
-  const meta = [...new Map(results.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
-  lines.push('metadata per 4 KiB page (size 128): ' + meta.map(([s, b]) => `${s} ${b.toFixed(0)} B`).join(', '));
+  lines.push('metadata per 4 KiB page (size 128): ' + seedBookkeeping(results).map(([s, b]) => `${s} ${b.toFixed(0)} B`).join(', '));
   return lines.join('\n');
 }

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_BOUNDS, FLOOR_LABELS, type FloorResult, mergeRounds, TimedResult, timing, Workload } from './bench';
+import { BENCH_SLAB_CACHE, BenchDevice, BenchResult, dmapoolTestRuns, FLOOR_BOUNDS, FLOOR_LABELS, type FloorResult, mergeRounds, seedBookkeeping, TimedResult, timing, Workload } from './bench';
 import { FLOORS, type FloorKind } from './js-floor';
 
 export const KERNEL_SERIES = ['6.1', '6.12'] as const;
@@ -349,7 +349,7 @@ export function formatBookkeeping(ours: BenchResult[], kernels: string[], blocks
     lines.push(`    Linux ${k}: ${b.kmalloc} B outside DMA memory (struct dma_page, ${b.header} B in kmalloc-${b.kmalloc}) + ` +
       `${b.link} B inside each free block (${b.link * blocksPerPage} B of the page's DMA memory when all are free; a device can overwrite them)`);
   }
-  const meta = [...new Map(ours.map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+  const meta = seedBookkeeping(ours);
   if (meta.length)
     lines.push(`    ours: ${meta.map(([st, v]) => `${st} ${v.toFixed(0)} B`).join(', ')} — all outside DMA memory (typed arrays), 0 B inside blocks`);
   return lines;
