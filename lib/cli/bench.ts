@@ -275,12 +275,12 @@ export function checkBenchOptions(o: BenchOptions): void {
       throw new DmaPoolError('EINVAL', `bench: ${k} must be a non-empty list of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
-/**
- * Each strategy's bookkeeping bytes per page of the seed pool (size 128), from its seed
- * workloads' figures (a dmapool_test row carries its own layout's), in the results' order.
- */
+/** Whether a figure carries the seed pool's bookkeeping per page (a dmapool_test row carries its own layout's). */
+const hasSeedBookkeeping = (r: BenchResult): boolean => r.workload !== 'dmapool_test';
+
+/** Each strategy's bookkeeping bytes per page of the seed pool (size 128), in the results' order. */
 export function seedBookkeeping(results: readonly BenchResult[]): [IndexKind, number][] {
-  return [...new Map(results.filter((r) => r.workload !== 'dmapool_test').map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
+  return [...new Map(results.filter(hasSeedBookkeeping).map((r) => [r.strategy, r.metadata_bytes_per_page])).entries()];
 }
 
 /** A figure from its runs; metadata_bytes_per_page is filled in by benchStrategy once every run is done. */
@@ -411,8 +411,7 @@ export function benchStrategy(o: BenchOptions, strategy: IndexKind): BenchResult
       }
     }
   }
-  // the seed workloads' figures: the seed pool's (a dmapool_test row carries its own pool's)
-  for (const r of results) if (r.workload !== 'dmapool_test') r.metadata_bytes_per_page = meta ?? 0;
+  for (const r of results) if (hasSeedBookkeeping(r)) r.metadata_bytes_per_page = meta ?? 0;
   return results;
 }
 
